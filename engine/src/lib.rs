@@ -13,3 +13,6 @@
 pub mod rng;
 
 pub use rng::{Rng, SeededRng};
+pub mod ws;
+
+pub use ws::{Config, Connection, Event, Message, Output};

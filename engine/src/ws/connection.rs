@@ -1,0 +1,763 @@
+//! The sans-IO WebSocket connection: one state machine for both roles.
+//!
+//! A host loop is the same in every language:
+//!
+//! ```text
+//! on bytes from the socket:  conn.handle_input(now, &bytes)
+//! on socket EOF:             conn.handle_eof(now)
+//! on the deadline:           conn.handle_timeout(now)
+//! then drain:                loop { match conn.poll_output() {
+//!                                Output::Transmit(b) => write b to the socket,
+//!                                Output::Event(e)    => act on e,
+//!                                Output::Wait(d)     => { arm a timer for d; break } } }
+//!                            and once conn.is_closed(), close the socket.
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::close::CloseCode;
+use super::config::Config;
+use super::error::{Error, HandshakeError};
+use super::frame::OpCode;
+use super::handshake::{self, Accept, ClientRequest, Parsed, Reject, Request};
+use super::message::Message;
+use super::reader::{Incoming, Reader};
+use super::writer::Writer;
+use crate::rng::Rng;
+
+/// Which end of the connection we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// We accepted the connection; peer frames arrive masked.
+    Server,
+    /// We opened the connection; our frames are masked.
+    Client,
+}
+
+/// The coarse state of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The upgrade handshake is in progress.
+    Handshake,
+    /// Messages flow both ways.
+    Open,
+    /// A close frame was sent or received; waiting for the handshake to end.
+    Closing,
+    /// Finished: the host should close the transport once output is drained.
+    Closed,
+}
+
+/// How a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// The close code: the peer's if it closed first, ours if we did, 1006
+    /// (abnormal) if no close frame was received, 1005 if the peer's close
+    /// frame had no code.
+    pub code: CloseCode,
+    /// The close reason that went with `code`.
+    pub reason: String,
+    /// True if the peer sent the first close frame.
+    pub by_peer: bool,
+    /// True if close frames were exchanged both ways.
+    pub clean: bool,
+    /// What went wrong, when something did.
+    pub error: Option<Error>,
+}
+
+/// Something the host should act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Server: an upgrade request awaits [`Connection::accept`] or
+    /// [`Connection::reject`].
+    Request(Box<Request>),
+    /// The handshake finished; messages may flow.
+    Open {
+        /// The negotiated subprotocol.
+        subprotocol: Option<String>,
+    },
+    /// A complete message.
+    Message(Message),
+    /// The peer pinged (already answered when `auto_pong` is on).
+    Ping(Bytes),
+    /// The peer sent a pong.
+    Pong(Bytes),
+    /// The connection is over. This is always the last event.
+    Closed(Closed),
+}
+
+/// One step of output, for hosts that drain everything through one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Bytes to write to the transport, in order.
+    Transmit(Bytes),
+    /// An event to handle.
+    Event(Event),
+    /// Nothing more to do until new input or the given deadline.
+    Wait(Option<u64>),
+}
+
+#[derive(Debug)]
+enum Phase {
+    ServerReading,
+    ServerDeciding(Box<Request>),
+    ClientWaiting {
+        key: String,
+        request: Box<ClientRequest>,
+    },
+    Open,
+    /// We sent a close frame and wait for the peer's.
+    CloseSent,
+    /// Client: close frames were exchanged; the server should end TCP.
+    AwaitEof,
+    Closed,
+}
+
+/// Most pongs owed at once; a flood of pings beyond it gets answered only
+/// for the most recent ones.
+const MAX_PENDING_PONGS: usize = 16;
+
+/// A sans-IO WebSocket connection (RFC 6455), server or client role.
+pub struct Connection {
+    role: Role,
+    cfg: Arc<Config>,
+    phase: Phase,
+    reader: Reader,
+    writer: Writer,
+    events: VecDeque<Event>,
+    pongs: VecDeque<Bytes>,
+    rng: Option<Box<dyn Rng + Send>>,
+    subprotocol: Option<String>,
+    now: u64,
+    handshake_deadline: Option<u64>,
+    next_ping_at: Option<u64>,
+    pong_deadline: Option<u64>,
+    ping_seq: u64,
+    idle_deadline: Option<u64>,
+    close_deadline: Option<u64>,
+    /// The close we sent first (code, reason, error that caused it).
+    local_close: Option<(CloseCode, String, Option<Error>)>,
+    /// The peer's close, when it sent one first.
+    remote_close: Option<(CloseCode, String)>,
+    /// An outbound fragmented message is in progress.
+    sending_fragments: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("phase", &self.phase)
+            .field("queued", &self.writer.queued())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    fn new(
+        role: Role,
+        cfg: Arc<Config>,
+        phase: Phase,
+        rng: Option<Box<dyn Rng + Send>>,
+        now: u64,
+    ) -> Self {
+        Connection {
+            role,
+            handshake_deadline: cfg.handshake_timeout_ms.map(|t| now.saturating_add(t)),
+            phase,
+            reader: Reader::new(role == Role::Server),
+            writer: Writer::default(),
+            events: VecDeque::new(),
+            pongs: VecDeque::new(),
+            rng,
+            subprotocol: None,
+            now,
+            next_ping_at: None,
+            pong_deadline: None,
+            ping_seq: 0,
+            idle_deadline: None,
+            close_deadline: None,
+            local_close: None,
+            remote_close: None,
+            sending_fragments: false,
+            cfg,
+        }
+    }
+
+    /// A server connection waiting for the client's upgrade request.
+    pub fn server(cfg: impl Into<Arc<Config>>, now: u64) -> Connection {
+        Connection::new(Role::Server, cfg.into(), Phase::ServerReading, None, now)
+    }
+
+    /// A client connection; the upgrade request is queued for transmission
+    /// at once. `rng` supplies the handshake key and every masking key.
+    pub fn client(
+        cfg: impl Into<Arc<Config>>,
+        request: ClientRequest,
+        mut rng: Box<dyn Rng + Send>,
+        now: u64,
+    ) -> Connection {
+        let (bytes, key) = request.encode(&mut *rng);
+        let phase = Phase::ClientWaiting {
+            key,
+            request: Box::new(request),
+        };
+        let mut c = Connection::new(Role::Client, cfg.into(), phase, Some(rng), now);
+        c.writer.raw(&bytes, 0);
+        c
+    }
+
+    /// Our role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The coarse state.
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::ServerReading | Phase::ServerDeciding(_) | Phase::ClientWaiting { .. } => {
+                State::Handshake
+            }
+            Phase::Open => State::Open,
+            Phase::CloseSent | Phase::AwaitEof => State::Closing,
+            Phase::Closed => State::Closed,
+        }
+    }
+
+    /// True once the connection has ended (output may still need draining).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// The negotiated subprotocol, once open.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Bytes queued for the host to write (like the browser's
+    /// `bufferedAmount`); use it for backpressure.
+    pub fn buffered_amount(&self) -> usize {
+        self.writer.queued() + self.pongs.iter().map(|p| p.len() + 2).sum::<usize>()
+    }
+
+    // ----- input -------------------------------------------------------
+
+    /// Feeds bytes received from the transport at time `now`.
+    pub fn handle_input(&mut self, now: u64, data: &[u8]) {
+        self.now = now;
+        if matches!(self.phase, Phase::Closed) || data.is_empty() {
+            return;
+        }
+        self.reader.extend(data, self.cfg.buffer_retain);
+        if let Some(t) = self.cfg.idle_timeout_ms {
+            if matches!(self.phase, Phase::Open) {
+                self.idle_deadline = Some(now.saturating_add(t));
+            }
+        }
+        self.process();
+        self.reader.release(self.cfg.buffer_retain);
+    }
+
+    /// Tells the connection the transport reached end of stream.
+    pub fn handle_eof(&mut self, now: u64) {
+        self.now = now;
+        match self.phase {
+            Phase::Closed => {}
+            Phase::AwaitEof => self.finish(None),
+            _ => self.finish(Some(Error::UnexpectedEof)),
+        }
+    }
+
+    /// Runs the timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.now = now;
+        let due = |d: Option<u64>| d.is_some_and(|d| d <= now);
+        match self.phase {
+            Phase::Closed => {}
+            Phase::ServerReading | Phase::ServerDeciding(_) | Phase::ClientWaiting { .. } => {
+                if due(self.handshake_deadline) {
+                    self.finish(Some(Error::HandshakeTimeout));
+                }
+            }
+            Phase::CloseSent => {
+                if due(self.close_deadline) {
+                    self.finish(Some(Error::CloseTimeout));
+                }
+            }
+            Phase::AwaitEof => {
+                if due(self.close_deadline) {
+                    self.finish(None);
+                }
+            }
+            Phase::Open => {
+                if due(self.pong_deadline) {
+                    self.fail(Error::PongTimeout);
+                } else if due(self.idle_deadline) {
+                    self.idle_deadline = None;
+                    self.start_close(
+                        CloseCode::GOING_AWAY,
+                        "idle timeout",
+                        Some(Error::IdleTimeout),
+                    );
+                } else if due(self.next_ping_at) {
+                    self.send_keepalive_ping(now);
+                }
+            }
+        }
+    }
+
+    fn send_keepalive_ping(&mut self, now: u64) {
+        self.ping_seq += 1;
+        let payload = self.ping_seq.to_be_bytes();
+        self.write_frame(true, OpCode::Ping, &payload);
+        match self.cfg.pong_timeout_ms {
+            Some(t) => {
+                self.pong_deadline = Some(now.saturating_add(t));
+                self.next_ping_at = None;
+            }
+            None => self.next_ping_at = self.cfg.ping_interval_ms.map(|i| now.saturating_add(i)),
+        }
+    }
+
+    fn process(&mut self) {
+        loop {
+            match &self.phase {
+                Phase::Closed => return,
+                Phase::ServerReading => {
+                    match handshake::parse_request(self.reader.buffered(), &self.cfg) {
+                        Ok(Parsed::Partial) => return,
+                        Ok(Parsed::Complete(req, n)) => {
+                            self.reader.consume(n);
+                            let req = Box::new(req);
+                            self.phase = Phase::ServerDeciding(req.clone());
+                            self.events.push_back(Event::Request(req));
+                            return;
+                        }
+                        Err(e) => return self.refuse(e, &[], None),
+                    }
+                }
+                Phase::ServerDeciding(_) => {
+                    if self.reader.buffered().len() > self.cfg.max_handshake_bytes {
+                        self.refuse(HandshakeError::EarlyDataTooLarge, &[], None);
+                    }
+                    return;
+                }
+                Phase::ClientWaiting { key, request } => {
+                    match handshake::parse_response(self.reader.buffered(), key, request, &self.cfg)
+                    {
+                        Ok(Parsed::Partial) => return,
+                        Ok(Parsed::Complete(resp, n)) => {
+                            self.reader.consume(n);
+                            self.open(resp.subprotocol);
+                        }
+                        Err(e) => return self.finish(Some(Error::Handshake(e))),
+                    }
+                }
+                Phase::Open | Phase::CloseSent | Phase::AwaitEof => {
+                    match self.reader.next(&self.cfg) {
+                        Ok(Some(unit)) => self.on_incoming(unit),
+                        Ok(None) => return,
+                        Err(e) => return self.fail(e),
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_incoming(&mut self, unit: Incoming) {
+        if matches!(self.phase, Phase::AwaitEof) {
+            // Close frames were already exchanged; anything more is noise.
+            return;
+        }
+        match unit {
+            Incoming::Message(m) => self.events.push_back(Event::Message(m)),
+            Incoming::Ping(p) => {
+                if self.cfg.auto_pong && matches!(self.phase, Phase::Open) {
+                    if self.pongs.len() == MAX_PENDING_PONGS {
+                        self.pongs.pop_front();
+                    }
+                    self.pongs.push_back(p.clone());
+                }
+                self.events.push_back(Event::Ping(p));
+            }
+            Incoming::Pong(p) => {
+                if self.pong_deadline.is_some() && p[..] == self.ping_seq.to_be_bytes() {
+                    self.pong_deadline = None;
+                    self.next_ping_at = self
+                        .cfg
+                        .ping_interval_ms
+                        .map(|i| self.now.saturating_add(i));
+                }
+                self.events.push_back(Event::Pong(p));
+            }
+            Incoming::Close(c) => {
+                let (code, reason) = c.clone().unwrap_or((CloseCode::NO_STATUS, String::new()));
+                if matches!(self.phase, Phase::Open) {
+                    self.remote_close = Some((code, reason));
+                    // Echo the peer's code, as RFC 6455 5.5.1 suggests.
+                    self.flush_pongs();
+                    let payload = match c {
+                        Some((code, _)) => code.0.to_be_bytes().to_vec(),
+                        None => Vec::new(),
+                    };
+                    self.write_frame(true, OpCode::Close, &payload);
+                } else if self.local_close.is_some() {
+                    self.remote_close = Some((code, reason));
+                }
+                match self.role {
+                    Role::Server => self.finish(None),
+                    Role::Client => {
+                        self.phase = Phase::AwaitEof;
+                        self.close_deadline = self
+                            .cfg
+                            .close_timeout_ms
+                            .map(|t| self.now.saturating_add(t));
+                    }
+                }
+            }
+        }
+    }
+
+    fn open(&mut self, subprotocol: Option<String>) {
+        self.phase = Phase::Open;
+        self.handshake_deadline = None;
+        self.subprotocol = subprotocol.clone();
+        self.next_ping_at = self
+            .cfg
+            .ping_interval_ms
+            .map(|i| self.now.saturating_add(i));
+        self.idle_deadline = self.cfg.idle_timeout_ms.map(|t| self.now.saturating_add(t));
+        self.events.push_back(Event::Open { subprotocol });
+    }
+
+    /// Server: answers a failed handshake with an HTTP error and closes.
+    fn refuse(&mut self, e: HandshakeError, headers: &[(String, String)], body: Option<&[u8]>) {
+        let body = body
+            .map(<[u8]>::to_vec)
+            .unwrap_or_else(|| format!("{e}\n").into_bytes());
+        let resp = handshake::error_response(e.status(), headers, &body);
+        self.writer.raw(&resp, 0);
+        self.finish(Some(Error::Handshake(e)));
+    }
+
+    /// Fails the connection: sends a close frame with the error's code (when
+    /// the connection is open) and ends at once (RFC 6455 7.1.7).
+    fn fail(&mut self, e: Error) {
+        if matches!(self.phase, Phase::Open) {
+            if let Some(code) = e.close_code() {
+                let reason = truncate_reason(&e.to_string());
+                self.write_close(code, &reason);
+                self.local_close = Some((code, reason, None));
+            }
+        }
+        self.finish(Some(e));
+    }
+
+    /// Ends the connection and emits the `Closed` event.
+    fn finish(&mut self, error: Option<Error>) {
+        if matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        let clean = self.local_close.is_some() && self.remote_close.is_some()
+            || (self.remote_close.is_some() && error.is_none());
+        let by_peer = self.local_close.is_none() && self.remote_close.is_some();
+        let (code, reason, cause) = match (&self.local_close, &self.remote_close) {
+            (None, Some((c, r))) => (*c, r.clone(), None),
+            (Some((c, r, cause)), _) => (*c, r.clone(), cause.clone()),
+            (None, None) => (CloseCode::ABNORMAL, String::new(), None),
+        };
+        let error = error.or(cause);
+        self.phase = Phase::Closed;
+        self.pongs.clear();
+        self.reader.clear();
+        self.handshake_deadline = None;
+        self.next_ping_at = None;
+        self.pong_deadline = None;
+        self.idle_deadline = None;
+        self.close_deadline = None;
+        self.events.push_back(Event::Closed(Closed {
+            code,
+            reason,
+            by_peer,
+            clean,
+            error,
+        }));
+    }
+
+    // ----- host decisions and application calls ------------------------------
+
+    /// Server: accepts the pending upgrade request.
+    pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
+        let Phase::ServerDeciding(req) = &self.phase else {
+            return Err(Error::InvalidState(
+                "no upgrade request is waiting for a decision",
+            ));
+        };
+        let (resp, proto) = handshake::accept_response(req, &accept);
+        self.writer.raw(&resp, self.cfg.buffer_retain);
+        self.open(proto);
+        // Frames that arrived right behind the request.
+        self.process();
+        Ok(())
+    }
+
+    /// Server: refuses the pending upgrade request with an HTTP response.
+    pub fn reject(&mut self, reject: Reject) -> Result<(), Error> {
+        if !matches!(self.phase, Phase::ServerDeciding(_)) {
+            return Err(Error::InvalidState(
+                "no upgrade request is waiting for a decision",
+            ));
+        }
+        let e = HandshakeError::Rejected {
+            status: reject.status,
+        };
+        self.refuse(e, &reject.headers, Some(&reject.body));
+        Ok(())
+    }
+
+    fn check_can_send(&self, extra: usize) -> Result<(), Error> {
+        match self.phase {
+            Phase::Open => {}
+            Phase::Closed => return Err(Error::InvalidState("connection is closed")),
+            Phase::CloseSent | Phase::AwaitEof => {
+                return Err(Error::InvalidState("connection is closing"))
+            }
+            _ => return Err(Error::InvalidState("handshake has not completed")),
+        }
+        if self.writer.queued() + extra > self.cfg.max_outbound_bytes {
+            return Err(Error::OutboundFull {
+                limit: self.cfg.max_outbound_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.check_can_send(text.len())?;
+        if self.sending_fragments {
+            return Err(Error::InvalidState("a fragmented message is in progress"));
+        }
+        self.write_frame(true, OpCode::Text, text.as_bytes());
+        Ok(())
+    }
+
+    /// Sends a binary message. Large payloads are not copied (server role).
+    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        let data = data.into();
+        self.check_can_send(data.len())?;
+        if self.sending_fragments {
+            return Err(Error::InvalidState("a fragmented message is in progress"));
+        }
+        self.write_shared(OpCode::Binary, data);
+        Ok(())
+    }
+
+    /// Sends a message.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        match message {
+            Message::Text(t) => {
+                self.check_can_send(t.len())?;
+                if self.sending_fragments {
+                    return Err(Error::InvalidState("a fragmented message is in progress"));
+                }
+                self.write_shared(OpCode::Text, t.into_bytes());
+                Ok(())
+            }
+            Message::Binary(b) => self.send_binary(b),
+        }
+    }
+
+    /// Sends one fragment of a message the application streams: the first
+    /// call names `OpCode::Text` or `OpCode::Binary`, later ones
+    /// `OpCode::Continuation`; `fin` ends the message. Text fragments must
+    /// each be valid UTF-8 on their own here, which keeps the check cheap.
+    pub fn send_fragment(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), Error> {
+        self.check_can_send(payload.len())?;
+        match (opcode, self.sending_fragments) {
+            (OpCode::Text | OpCode::Binary, false) | (OpCode::Continuation, true) => {}
+            _ => return Err(Error::InvalidState("fragment opcode out of sequence")),
+        }
+        if opcode == OpCode::Text && std::str::from_utf8(payload).is_err() {
+            return Err(Error::InvalidArgument("text fragment is not valid UTF-8"));
+        }
+        self.sending_fragments = !fin;
+        self.write_frame(fin, opcode, payload);
+        Ok(())
+    }
+
+    /// Sends a ping (at most 125 bytes of payload).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        if payload.len() > 125 {
+            return Err(Error::InvalidArgument("ping payload over 125 bytes"));
+        }
+        self.check_can_send(payload.len())?;
+        self.write_frame(true, OpCode::Ping, payload);
+        Ok(())
+    }
+
+    /// Sends an unsolicited pong (a one-way heartbeat).
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        if payload.len() > 125 {
+            return Err(Error::InvalidArgument("pong payload over 125 bytes"));
+        }
+        self.check_can_send(payload.len())?;
+        self.write_frame(true, OpCode::Pong, payload);
+        Ok(())
+    }
+
+    /// Starts the closing handshake with `code` and a reason of at most 123
+    /// bytes. Messages that arrive until the peer answers are still
+    /// delivered.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !code.is_sendable() {
+            return Err(Error::InvalidArgument(
+                "close code may not be sent on the wire",
+            ));
+        }
+        if reason.len() > 123 {
+            return Err(Error::InvalidArgument("close reason over 123 bytes"));
+        }
+        match self.phase {
+            Phase::Open => {
+                self.start_close(code, reason, None);
+                Ok(())
+            }
+            Phase::ServerDeciding(_) => self.reject(Reject::new(503, "closing\n")),
+            Phase::Closed | Phase::CloseSent | Phase::AwaitEof => {
+                Err(Error::InvalidState("already closing or closed"))
+            }
+            _ => {
+                self.finish(None);
+                Ok(())
+            }
+        }
+    }
+
+    fn start_close(&mut self, code: CloseCode, reason: &str, cause: Option<Error>) {
+        self.flush_pongs();
+        self.write_close(code, reason);
+        self.local_close = Some((code, reason.to_string(), cause));
+        self.phase = Phase::CloseSent;
+        self.next_ping_at = None;
+        self.pong_deadline = None;
+        self.idle_deadline = None;
+        self.close_deadline = self
+            .cfg
+            .close_timeout_ms
+            .map(|t| self.now.saturating_add(t));
+    }
+
+    fn write_close(&mut self, code: CloseCode, reason: &str) {
+        let mut p = Vec::with_capacity(2 + reason.len());
+        p.extend_from_slice(&code.0.to_be_bytes());
+        p.extend_from_slice(reason.as_bytes());
+        self.write_frame(true, OpCode::Close, &p);
+    }
+
+    fn mask_key(&mut self) -> Option<[u8; 4]> {
+        match (&mut self.rng, self.role) {
+            (Some(rng), Role::Client) => {
+                let mut k = [0u8; 4];
+                rng.fill(&mut k);
+                Some(k)
+            }
+            _ => None,
+        }
+    }
+
+    fn write_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        if !self.pongs.is_empty() {
+            self.flush_pongs();
+        }
+        let mask = self.mask_key();
+        self.writer
+            .frame(fin, opcode, payload, mask, self.cfg.buffer_retain);
+    }
+
+    fn write_shared(&mut self, opcode: OpCode, payload: Bytes) {
+        if self.role == Role::Client {
+            return self.write_frame(true, opcode, &payload);
+        }
+        if !self.pongs.is_empty() {
+            self.flush_pongs();
+        }
+        self.writer
+            .frame_shared(true, opcode, payload, self.cfg.buffer_retain);
+    }
+
+    fn flush_pongs(&mut self) {
+        while let Some(p) = self.pongs.pop_front() {
+            let mask = self.mask_key();
+            self.writer
+                .frame(true, OpCode::Pong, &p, mask, self.cfg.buffer_retain);
+        }
+    }
+
+    // ----- output --------------------------------------------------------
+
+    /// The next chunk of bytes to write to the transport.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if !self.pongs.is_empty() && !matches!(self.phase, Phase::Closed) {
+            self.flush_pongs();
+        }
+        self.writer.pop(self.cfg.buffer_retain)
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let e = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 8 {
+            self.events = VecDeque::new();
+        }
+        e
+    }
+
+    /// The next time [`Connection::handle_timeout`] must be called, if any.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let pick = |ds: &[Option<u64>]| ds.iter().flatten().copied().min();
+        match self.phase {
+            Phase::Closed => None,
+            Phase::ServerReading | Phase::ServerDeciding(_) | Phase::ClientWaiting { .. } => {
+                self.handshake_deadline
+            }
+            Phase::Open => pick(&[self.next_ping_at, self.pong_deadline, self.idle_deadline]),
+            Phase::CloseSent | Phase::AwaitEof => self.close_deadline,
+        }
+    }
+
+    /// Transmit first, then events, then the deadline to wait for.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(t) = self.poll_transmit() {
+            return Output::Transmit(t);
+        }
+        if let Some(e) = self.poll_event() {
+            return Output::Event(e);
+        }
+        Output::Wait(self.poll_timeout())
+    }
+}
+
+/// Cuts a close reason to 123 bytes on a character boundary.
+fn truncate_reason(s: &str) -> String {
+    if s.len() <= 123 {
+        return s.to_string();
+    }
+    let mut end = 123;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

@@ -1,0 +1,471 @@
+//! Turning received bytes into frames and whole messages.
+//!
+//! The reader checks each header against the role and the limits as soon as
+//! it is complete, unmasks and UTF-8-checks payload bytes as they arrive
+//! (so errors surface without waiting for the rest of a frame), and hands
+//! single-frame messages out without copying.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::close::CloseCode;
+use super::config::Config;
+use super::error::{Error, ProtocolError};
+use super::frame::{FrameHeader, OpCode};
+use super::mask::apply_mask;
+use super::message::{Message, Text};
+use super::utf8::Utf8Validator;
+
+/// One complete unit the connection acts on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A whole (possibly reassembled) data message.
+    Message(Message),
+    /// A ping and its payload.
+    Ping(Bytes),
+    /// A pong and its payload.
+    Pong(Bytes),
+    /// A close frame, with its code and reason when it carried one.
+    Close(Option<(CloseCode, String)>),
+}
+
+#[derive(Debug)]
+struct InFrame {
+    header: FrameHeader,
+    len: usize,
+    done: usize,
+    text: bool,
+}
+
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    data: BytesMut,
+    fragments: usize,
+}
+
+/// Incremental frame and message decoder for one direction of a connection.
+#[derive(Debug)]
+pub struct Reader {
+    buf: BytesMut,
+    frame: Option<InFrame>,
+    msg: Option<Partial>,
+    utf8: Utf8Validator,
+    expect_masked: bool,
+}
+
+impl Reader {
+    /// A reader for frames from a client (`expect_masked`) or a server.
+    pub fn new(expect_masked: bool) -> Reader {
+        Reader {
+            buf: BytesMut::new(),
+            frame: None,
+            msg: None,
+            utf8: Utf8Validator::new(),
+            expect_masked,
+        }
+    }
+
+    /// Appends received bytes.
+    #[inline]
+    pub fn extend(&mut self, data: &[u8], retain: usize) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(data.len().max(retain));
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes received but not yet turned into frames.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Drops `n` bytes from the front (used by the handshake).
+    pub fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+    }
+
+    /// Bytes held for an unfinished message (fragments received so far).
+    pub fn message_bytes(&self) -> usize {
+        self.msg.as_ref().map_or(0, |m| m.data.len())
+    }
+
+    /// Frees buffers larger than `retain` when they hold nothing.
+    pub fn release(&mut self, retain: usize) {
+        if self.buf.is_empty() && self.buf.capacity() > retain {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Frees everything (the connection is closed).
+    pub fn clear(&mut self) {
+        self.buf = BytesMut::new();
+        self.frame = None;
+        self.msg = None;
+    }
+
+    fn check_header(&self, h: &FrameHeader, cfg: &Config) -> Result<(), Error> {
+        if h.rsv != 0 {
+            return Err(ProtocolError::ReservedBits(h.rsv).into());
+        }
+        if h.mask.is_some() != self.expect_masked {
+            return Err(ProtocolError::BadMasking {
+                masked: h.mask.is_some(),
+            }
+            .into());
+        }
+        if h.opcode.is_control() {
+            if !h.fin {
+                return Err(ProtocolError::FragmentedControl.into());
+            }
+            if h.len > 125 {
+                return Err(ProtocolError::ControlTooLong(h.len).into());
+            }
+            return Ok(());
+        }
+        if h.len > cfg.max_frame_size as u64 {
+            return Err(Error::FrameTooLarge {
+                len: h.len,
+                limit: cfg.max_frame_size,
+            });
+        }
+        let so_far = match (&self.msg, h.opcode) {
+            (None, OpCode::Continuation) => {
+                return Err(ProtocolError::UnexpectedContinuation.into())
+            }
+            (Some(_), OpCode::Text | OpCode::Binary) => {
+                return Err(ProtocolError::ExpectedContinuation.into())
+            }
+            (Some(m), _) => {
+                if m.fragments >= cfg.max_fragments {
+                    return Err(Error::TooManyFragments {
+                        limit: cfg.max_fragments,
+                    });
+                }
+                m.data.len() as u64
+            }
+            (None, _) => 0,
+        };
+        if so_far + h.len > cfg.max_message_size as u64 {
+            return Err(Error::MessageTooLarge {
+                limit: cfg.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes the next complete unit, if the buffered bytes hold one.
+    ///
+    /// An error means the peer broke the protocol or a limit; the reader
+    /// must not be used afterwards.
+    pub fn next(&mut self, cfg: &Config) -> Result<Option<Incoming>, Error> {
+        loop {
+            if self.frame.is_none() {
+                let (header, n) = match FrameHeader::decode(&self.buf)? {
+                    Some(x) => x,
+                    None => return Ok(None),
+                };
+                self.check_header(&header, cfg)?;
+                self.buf.advance(n);
+                let text = match header.opcode {
+                    OpCode::Text => {
+                        self.utf8.reset();
+                        true
+                    }
+                    OpCode::Continuation => self.msg.as_ref().is_some_and(|m| m.text),
+                    _ => false,
+                };
+                self.frame = Some(InFrame {
+                    header,
+                    len: header.len as usize,
+                    done: 0,
+                    text,
+                });
+            }
+            let Some(f) = self.frame.as_mut() else {
+                continue;
+            };
+            let avail = self.buf.len().min(f.len);
+            if avail > f.done {
+                let chunk = &mut self.buf[f.done..avail];
+                if let Some(key) = f.header.mask {
+                    apply_mask(chunk, key, f.done);
+                }
+                if f.text {
+                    self.utf8.feed(chunk).map_err(|_| Error::InvalidUtf8)?;
+                }
+                f.done = avail;
+            }
+            if f.done < f.len {
+                return Ok(None);
+            }
+            let header = f.header;
+            let payload = self.buf.split_to(f.len);
+            self.frame = None;
+            if let Some(unit) = self.complete(header, payload)? {
+                return Ok(Some(unit));
+            }
+        }
+    }
+
+    fn complete(&mut self, h: FrameHeader, payload: BytesMut) -> Result<Option<Incoming>, Error> {
+        match h.opcode {
+            OpCode::Ping => Ok(Some(Incoming::Ping(payload.freeze()))),
+            OpCode::Pong => Ok(Some(Incoming::Pong(payload.freeze()))),
+            OpCode::Close => parse_close(&payload).map(|c| Some(Incoming::Close(c))),
+            OpCode::Text | OpCode::Binary => {
+                let text = h.opcode == OpCode::Text;
+                if h.fin {
+                    return self.finish(text, payload).map(Some);
+                }
+                self.msg = Some(Partial {
+                    text,
+                    data: payload,
+                    fragments: 1,
+                });
+                Ok(None)
+            }
+            OpCode::Continuation => {
+                let Some(m) = self.msg.as_mut() else {
+                    return Err(ProtocolError::UnexpectedContinuation.into());
+                };
+                m.fragments += 1;
+                if m.data.is_empty() {
+                    m.data = payload;
+                } else if !payload.is_empty() {
+                    m.data.extend_from_slice(&payload);
+                }
+                if !h.fin {
+                    return Ok(None);
+                }
+                let m = self.msg.take().expect("checked above");
+                self.finish(m.text, m.data).map(Some)
+            }
+        }
+    }
+
+    fn finish(&mut self, text: bool, data: BytesMut) -> Result<Incoming, Error> {
+        if text {
+            self.utf8.finish().map_err(|_| Error::InvalidUtf8)?;
+            Ok(Incoming::Message(Message::Text(Text::from_validated(
+                data.freeze(),
+            ))))
+        } else {
+            Ok(Incoming::Message(Message::Binary(data.freeze())))
+        }
+    }
+}
+
+/// Decodes a close frame's payload.
+pub fn parse_close(payload: &[u8]) -> Result<Option<(CloseCode, String)>, Error> {
+    match payload.len() {
+        0 => Ok(None),
+        1 => Err(ProtocolError::CloseCodeTruncated.into()),
+        _ => {
+            let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+            if !code.is_sendable() {
+                return Err(ProtocolError::InvalidCloseCode(code.0).into());
+            }
+            let reason = std::str::from_utf8(&payload[2..]).map_err(|_| Error::InvalidUtf8)?;
+            Ok(Some((code, reason.to_string())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(fin: bool, op: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+        let h = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode: OpCode::from_u8(op).unwrap(),
+            mask,
+            len: payload.len() as u64,
+        };
+        let mut hb = [0u8; 14];
+        let n = h.encode(&mut hb);
+        let mut out = hb[..n].to_vec();
+        let mut p = payload.to_vec();
+        if let Some(k) = mask {
+            apply_mask(&mut p, k, 0);
+        }
+        out.extend_from_slice(&p);
+        out
+    }
+
+    fn drain(r: &mut Reader, cfg: &Config) -> Result<Vec<Incoming>, Error> {
+        let mut v = Vec::new();
+        while let Some(x) = r.next(cfg)? {
+            v.push(x);
+        }
+        Ok(v)
+    }
+
+    const K: Option<[u8; 4]> = Some([1, 2, 3, 4]);
+
+    #[test]
+    fn reassembles_fragments_with_interleaved_ping_byte_by_byte() {
+        let cfg = Config::default();
+        let mut wire = frame(false, 1, K, "héll".as_bytes());
+        wire.extend(frame(true, 9, K, b"p"));
+        wire.extend(frame(false, 0, K, b""));
+        wire.extend(frame(true, 0, K, "ö wörld".as_bytes()));
+        let mut r = Reader::new(true);
+        let mut got = Vec::new();
+        for b in &wire {
+            r.extend(std::slice::from_ref(b), 0);
+            got.extend(drain(&mut r, &cfg).unwrap());
+        }
+        assert_eq!(
+            got,
+            vec![
+                Incoming::Ping(Bytes::from_static(b"p")),
+                Incoming::Message(Message::Text("héllö wörld".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn role_and_control_rules() {
+        let cfg = Config::default();
+        let cases: Vec<(Vec<u8>, Error)> = vec![
+            (
+                frame(true, 1, None, b"x"),
+                ProtocolError::BadMasking { masked: false }.into(),
+            ),
+            (
+                frame(false, 9, K, b""),
+                ProtocolError::FragmentedControl.into(),
+            ),
+            (
+                frame(true, 9, K, &[0; 126]),
+                ProtocolError::ControlTooLong(126).into(),
+            ),
+            (
+                frame(true, 0, K, b"x"),
+                ProtocolError::UnexpectedContinuation.into(),
+            ),
+            (
+                frame(true, 8, K, &[3]),
+                ProtocolError::CloseCodeTruncated.into(),
+            ),
+            (
+                frame(true, 8, K, &[3, 0xED]),
+                ProtocolError::InvalidCloseCode(1005).into(),
+            ),
+            (frame(true, 8, K, &[3, 0xE8, 0xFF]), Error::InvalidUtf8),
+            (frame(true, 1, K, &[0xFF]), Error::InvalidUtf8),
+            (
+                {
+                    let mut f = frame(true, 2, K, b"");
+                    f[0] |= 0x40;
+                    f
+                },
+                ProtocolError::ReservedBits(4).into(),
+            ),
+        ];
+        for (wire, want) in cases {
+            let mut r = Reader::new(true);
+            r.extend(&wire, 0);
+            assert_eq!(drain(&mut r, &cfg).unwrap_err(), want);
+        }
+        let mut both = frame(false, 1, K, b"a");
+        both.extend(frame(true, 2, K, b"b"));
+        let mut r = Reader::new(true);
+        r.extend(&both, 0);
+        assert_eq!(
+            drain(&mut r, &cfg).unwrap_err(),
+            ProtocolError::ExpectedContinuation.into()
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_frame_ends() {
+        let cfg = Config::default();
+        let mut payload = vec![b'a'; 1000];
+        payload[10] = 0xFF;
+        let wire = frame(true, 1, K, &payload);
+        let mut r = Reader::new(true);
+        r.extend(&wire[..30], 0); // header plus 20-odd payload bytes
+        assert_eq!(r.next(&cfg).unwrap_err(), Error::InvalidUtf8);
+    }
+
+    #[test]
+    fn limits() {
+        let cfg = Config {
+            max_frame_size: 100,
+            max_message_size: 150,
+            max_fragments: 3,
+            ..Config::default()
+        };
+        let mut r = Reader::new(true);
+        // Only the header of a huge frame: rejected without buffering it.
+        r.extend(&[0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4], 0);
+        assert!(matches!(r.next(&cfg), Err(Error::FrameTooLarge { .. })));
+
+        let mut r = Reader::new(true);
+        r.extend(&frame(false, 2, K, &[0; 100]), 0);
+        r.extend(&frame(true, 0, K, &[0; 51]), 0);
+        assert_eq!(
+            drain(&mut r, &cfg).unwrap_err(),
+            Error::MessageTooLarge { limit: 150 }
+        );
+
+        let mut r = Reader::new(true);
+        for _ in 0..3 {
+            r.extend(
+                &frame(
+                    false,
+                    if r.message_bytes() == 0 && r.msg.is_none() {
+                        2
+                    } else {
+                        0
+                    },
+                    K,
+                    b"",
+                ),
+                0,
+            );
+            drain(&mut r, &cfg).unwrap();
+        }
+        r.extend(&frame(true, 0, K, b""), 0);
+        assert_eq!(
+            drain(&mut r, &cfg).unwrap_err(),
+            Error::TooManyFragments { limit: 3 }
+        );
+    }
+
+    #[test]
+    fn empty_fragments_hold_no_memory() {
+        let cfg = Config::default();
+        let mut r = Reader::new(true);
+        r.extend(&frame(false, 2, K, b"abc"), 0);
+        for _ in 0..10_000 {
+            r.extend(&frame(false, 0, K, b""), 0);
+            assert!(drain(&mut r, &cfg).unwrap().is_empty());
+        }
+        assert_eq!(r.message_bytes(), 3);
+        assert!(
+            r.buf.capacity() < 4096,
+            "read buffer grew to {}",
+            r.buf.capacity()
+        );
+        r.extend(&frame(true, 0, K, b"d"), 0);
+        assert_eq!(
+            drain(&mut r, &cfg).unwrap(),
+            vec![Incoming::Message(Message::Binary(Bytes::from_static(
+                b"abcd"
+            )))]
+        );
+    }
+
+    #[test]
+    fn close_payloads() {
+        assert_eq!(parse_close(&[]).unwrap(), None);
+        assert_eq!(
+            parse_close(&[0x03, 0xE8, b'o', b'k']).unwrap(),
+            Some((CloseCode::NORMAL, "ok".to_string()))
+        );
+    }
+}
