@@ -1,0 +1,34 @@
+//! An echo server: every message comes back as it was sent.
+//!
+//! `cargo run --release -p evsock --example echo-server -- 127.0.0.1:9001`
+//!
+//! It selects the subprotocol `chat` when a client offers it, so interop
+//! tests can check negotiation.
+
+mod support;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use evsock::ws::{Config, Connection};
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".into());
+    let listener = TcpListener::bind(&addr)?;
+    let config = Arc::new(Config {
+        subprotocols: vec!["chat".into()],
+        ..Config::default()
+    });
+    println!("echo-server listening on ws://{}", listener.local_addr()?);
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let config = config.clone();
+        std::thread::spawn(move || {
+            let mut conn = Connection::server(config, support::now_ms());
+            let _ = support::drive(&mut conn, &mut stream, support::echo);
+        });
+    }
+    Ok(())
+}
