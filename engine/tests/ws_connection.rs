@@ -1,0 +1,435 @@
+//! Connection-level behaviour: both roles talking to each other in memory,
+//! with a fake clock. No sockets, no sleeping: time is just a number.
+
+use bytes::Bytes;
+use evsock::ws::{
+    Accept, ClientRequest, CloseCode, Config, Connection, Error, Event, HandshakeError, Message,
+    OpCode, OriginPolicy, ProtocolError, Reject, State,
+};
+use evsock::SeededRng;
+
+fn client(cfg: Config, seed: u64) -> Connection {
+    let req = ClientRequest::new("localhost", "/chat");
+    Connection::client(cfg, req, Box::new(SeededRng::new(seed)), 0)
+}
+
+fn drain_bytes(c: &mut Connection) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(b) = c.poll_transmit() {
+        out.extend_from_slice(&b);
+    }
+    out
+}
+
+fn events(c: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+/// Moves bytes both ways until neither side has anything to say, feeding
+/// them in chunks of `chunk` bytes. Server requests are accepted.
+fn pump(
+    now: u64,
+    s: &mut Connection,
+    c: &mut Connection,
+    chunk: usize,
+    se: &mut Vec<Event>,
+    ce: &mut Vec<Event>,
+) {
+    loop {
+        let to_s = drain_bytes(c);
+        let to_c = drain_bytes(s);
+        if to_s.is_empty() && to_c.is_empty() {
+            break;
+        }
+        for piece in to_s.chunks(chunk) {
+            s.handle_input(now, piece);
+        }
+        for e in events(s) {
+            if let Event::Request(_) = e {
+                s.accept(Accept::default()).unwrap();
+            }
+            se.push(e);
+        }
+        for piece in to_c.chunks(chunk) {
+            c.handle_input(now, piece);
+        }
+        ce.extend(events(c));
+    }
+}
+
+fn open_pair(cfg: Config) -> (Connection, Connection) {
+    let mut s = Connection::server(cfg.clone(), 0);
+    let mut c = client(cfg, 1);
+    let (mut se, mut ce) = (vec![], vec![]);
+    pump(0, &mut s, &mut c, usize::MAX, &mut se, &mut ce);
+    assert!(
+        matches!(se.as_slice(), [Event::Request(_), Event::Open { .. }]),
+        "{se:?}"
+    );
+    assert_eq!(ce, vec![Event::Open { subprotocol: None }]);
+    (s, c)
+}
+
+#[test]
+fn conversation_survives_any_chunking_and_closes_cleanly() {
+    for chunk in [1, 2, 3, 7, 64, 1500, usize::MAX] {
+        let cfg = Config::without_timers();
+        let mut s = Connection::server(cfg.clone(), 0);
+        let mut c = client(cfg, 42);
+        let (mut se, mut ce) = (vec![], vec![]);
+        pump(0, &mut s, &mut c, chunk, &mut se, &mut ce);
+        assert_eq!(s.state(), State::Open);
+        assert_eq!(c.state(), State::Open);
+        let big = Bytes::from(vec![9u8; 100_000]);
+        c.send_text("héllo").unwrap();
+        c.send_binary(big.clone()).unwrap();
+        s.send_text("from server").unwrap();
+        s.send_binary(big.clone()).unwrap();
+        c.send_fragment(OpCode::Text, "frag".as_bytes(), false)
+            .unwrap();
+        c.send_fragment(OpCode::Continuation, "mént".as_bytes(), true)
+            .unwrap();
+        se.clear();
+        ce.clear();
+        pump(1, &mut s, &mut c, chunk, &mut se, &mut ce);
+        assert_eq!(
+            se,
+            vec![
+                Event::Message(Message::Text("héllo".into())),
+                Event::Message(Message::Binary(big.clone())),
+                Event::Message(Message::Text("fragmént".into())),
+            ],
+            "chunk {chunk}"
+        );
+        assert_eq!(
+            ce,
+            vec![
+                Event::Message(Message::Text("from server".into())),
+                Event::Message(Message::Binary(big.clone())),
+            ]
+        );
+        c.close(CloseCode::NORMAL, "done").unwrap();
+        assert_eq!(c.state(), State::Closing);
+        se.clear();
+        ce.clear();
+        pump(2, &mut s, &mut c, chunk, &mut se, &mut ce);
+        // The server answered and finished; the client waits for TCP to end.
+        match se.as_slice() {
+            [Event::Closed(x)] => {
+                assert!(x.clean && x.by_peer && x.error.is_none());
+                assert_eq!((x.code, x.reason.as_str()), (CloseCode::NORMAL, "done"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(s.is_closed());
+        assert!(ce.is_empty());
+        c.handle_eof(3);
+        match events(&mut c).as_slice() {
+            [Event::Closed(x)] => {
+                assert!(x.clean && !x.by_peer && x.error.is_none());
+                assert_eq!(x.code, CloseCode::NORMAL);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let run = || {
+        let (mut s, mut c) = open_pair(Config::without_timers());
+        c.send_text("deterministic").unwrap();
+        let wire = drain_bytes(&mut c);
+        s.handle_input(0, &wire);
+        wire
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn protocol_error_sends_1002_and_closes() {
+    let (mut s, _c) = open_pair(Config::without_timers());
+    // An unmasked frame from a client.
+    s.handle_input(5, &[0x81, 0x01, b'x']);
+    let wire = drain_bytes(&mut s);
+    assert_eq!(
+        &wire[..4],
+        &[0x88, wire[1], 0x03, 0xEA],
+        "close 1002 expected: {wire:?}"
+    );
+    match events(&mut s).as_slice() {
+        [Event::Closed(x)] => {
+            assert_eq!(x.code, CloseCode::PROTOCOL_ERROR);
+            assert_eq!(
+                x.error,
+                Some(Error::Protocol(ProtocolError::BadMasking { masked: false }))
+            );
+            assert!(!x.clean);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.is_closed());
+    assert!(s.send_text("late").is_err());
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn invalid_utf8_and_too_big_get_their_codes() {
+    let (mut s, mut c) = open_pair(Config {
+        max_message_size: 10,
+        ..Config::without_timers()
+    });
+    c.send_binary(vec![0u8; 11]).unwrap();
+    s.handle_input(1, &drain_bytes(&mut c));
+    let wire = drain_bytes(&mut s);
+    assert_eq!(&wire[2..4], &1009u16.to_be_bytes());
+
+    let (mut s, _c) = open_pair(Config::without_timers());
+    // Masked text frame (key 0) holding 0xFF.
+    s.handle_input(1, &[0x81, 0x81, 0, 0, 0, 0, 0xFF]);
+    let wire = drain_bytes(&mut s);
+    assert_eq!(&wire[2..4], &1007u16.to_be_bytes());
+}
+
+#[test]
+fn frames_behind_the_request_are_kept() {
+    let cfg = Config::without_timers();
+    let mut c = client(cfg.clone(), 3);
+    let request = drain_bytes(&mut c);
+    let mut s = Connection::server(cfg, 0);
+    let mut wire = request.clone();
+    wire.extend_from_slice(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i']); // "hi", key 0
+    s.handle_input(0, &wire);
+    assert!(matches!(events(&mut s).as_slice(), [Event::Request(_)]));
+    s.accept(Accept::default()).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Open { subprotocol: None },
+            Event::Message(Message::Text("hi".into()))
+        ]
+    );
+}
+
+#[test]
+fn rejection_and_refused_origin_are_http_answers() {
+    let cfg = Config::without_timers();
+    let mut c = client(cfg.clone(), 3);
+    let request = drain_bytes(&mut c);
+    let mut s = Connection::server(cfg, 0);
+    s.handle_input(0, &request);
+    events(&mut s);
+    s.reject(Reject::new(401, "who are you?")).unwrap();
+    let resp = drain_bytes(&mut s);
+    assert!(resp.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+    assert!(resp.ends_with(b"who are you?"));
+    assert!(s.is_closed());
+    // The client reports the status and body.
+    c.handle_input(0, &resp);
+    match events(&mut c).as_slice() {
+        [Event::Closed(x)] => assert_eq!(
+            x.error,
+            Some(Error::Handshake(HandshakeError::UnexpectedStatus {
+                status: 401,
+                body: b"who are you?".to_vec()
+            }))
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    let strict = Config {
+        origin_policy: OriginPolicy::AllowList {
+            origins: vec!["https://good.example".into()],
+            allow_missing: false,
+        },
+        ..Config::without_timers()
+    };
+    let mut s = Connection::server(strict, 0);
+    s.handle_input(0, &request);
+    assert!(drain_bytes(&mut s).starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
+    assert!(s.is_closed());
+}
+
+#[test]
+fn keepalive_pings_and_dead_peer_detection() {
+    let cfg = Config {
+        ping_interval_ms: Some(1000),
+        pong_timeout_ms: Some(500),
+        ..Config::without_timers()
+    };
+    let (mut s, mut c) = open_pair(cfg);
+    assert_eq!(s.poll_timeout(), Some(1000));
+    // Nothing happens early.
+    s.handle_timeout(999);
+    assert!(drain_bytes(&mut s).is_empty());
+    // The ping goes out; the client answers automatically.
+    s.handle_timeout(1000);
+    let ping = drain_bytes(&mut s);
+    assert_eq!(ping[0], 0x89);
+    assert_eq!(s.poll_timeout(), Some(1500));
+    c.handle_input(1100, &ping);
+    s.handle_input(1200, &drain_bytes(&mut c));
+    assert!(matches!(events(&mut s).as_slice(), [Event::Pong(_)]));
+    assert_eq!(
+        s.poll_timeout(),
+        Some(2200),
+        "next ping one interval after the pong"
+    );
+    // Now the client goes silent.
+    s.handle_timeout(2200);
+    assert_eq!(drain_bytes(&mut s)[0], 0x89);
+    s.handle_timeout(2699);
+    assert!(!s.is_closed());
+    s.handle_timeout(2700);
+    let wire = drain_bytes(&mut s);
+    assert_eq!(&wire[..4], &[0x88, wire[1], 0x03, 0xF3], "close 1011");
+    match events(&mut s).as_slice() {
+        [Event::Closed(x)] => assert_eq!(x.error, Some(Error::PongTimeout)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn idle_handshake_and_close_timeouts() {
+    // Idle: the server starts a 1001 close, then gives up on the answer.
+    let cfg = Config {
+        idle_timeout_ms: Some(300),
+        close_timeout_ms: Some(100),
+        ..Config::without_timers()
+    };
+    let (mut s, mut c) = open_pair(cfg.clone());
+    c.send_text("x").unwrap();
+    s.handle_input(200, &drain_bytes(&mut c));
+    assert_eq!(
+        s.poll_timeout(),
+        Some(500),
+        "input pushes the idle deadline"
+    );
+    s.handle_timeout(500);
+    let wire = drain_bytes(&mut s);
+    assert_eq!(&wire[2..4], &1001u16.to_be_bytes());
+    assert_eq!(s.state(), State::Closing);
+    assert_eq!(s.poll_timeout(), Some(600));
+    s.handle_timeout(600);
+    match events(&mut s).last() {
+        Some(Event::Closed(x)) => assert_eq!(x.error, Some(Error::CloseTimeout)),
+        other => panic!("{other:?}"),
+    }
+
+    // Handshake: a server that never gets a full request.
+    let mut s = Connection::server(
+        Config {
+            handshake_timeout_ms: Some(50),
+            ..Config::without_timers()
+        },
+        10,
+    );
+    s.handle_input(20, b"GET / HTTP/1.1\r\n");
+    assert_eq!(s.poll_timeout(), Some(60));
+    s.handle_timeout(60);
+    match events(&mut s).as_slice() {
+        [Event::Closed(x)] => assert_eq!(x.error, Some(Error::HandshakeTimeout)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn eof_without_close_is_abnormal() {
+    let (mut s, _c) = open_pair(Config::without_timers());
+    s.handle_eof(1);
+    match events(&mut s).as_slice() {
+        [Event::Closed(x)] => {
+            assert_eq!(x.code, CloseCode::ABNORMAL);
+            assert_eq!(x.error, Some(Error::UnexpectedEof));
+            assert!(!x.clean);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ping_flood_is_answered_with_bounded_pongs() {
+    let (mut s, _c) = open_pair(Config::without_timers());
+    let mut wire = Vec::new();
+    for i in 0..1000u16 {
+        wire.extend_from_slice(&[0x89, 0x82, 0, 0, 0, 0]);
+        wire.extend_from_slice(&i.to_be_bytes());
+    }
+    s.handle_input(1, &wire);
+    let out = drain_bytes(&mut s);
+    let pongs = out.len() / 4;
+    assert_eq!(out.len() % 4, 0);
+    assert!(pongs <= 16, "{pongs} pongs");
+    assert_eq!(
+        &out[out.len() - 2..],
+        &999u16.to_be_bytes(),
+        "the newest ping is answered"
+    );
+    // Autobahn 2.10: a handful of pings are each answered.
+    let (mut s, _c) = open_pair(Config::without_timers());
+    let mut wire = Vec::new();
+    for i in 0..10u8 {
+        wire.extend_from_slice(&[0x89, 0x81, 0, 0, 0, 0, i]);
+    }
+    s.handle_input(1, &wire);
+    assert_eq!(drain_bytes(&mut s).len(), 30);
+}
+
+#[test]
+fn api_misuse_is_an_error_not_a_panic() {
+    let (mut s, mut c) = open_pair(Config {
+        max_outbound_bytes: 100,
+        ..Config::without_timers()
+    });
+    assert!(matches!(
+        s.accept(Accept::default()),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(matches!(
+        s.send_binary(vec![0u8; 200]),
+        Err(Error::OutboundFull { limit: 100 })
+    ));
+    assert!(matches!(
+        s.ping(&[0u8; 126]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        s.close(CloseCode(1005), ""),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        s.close(CloseCode::NORMAL, &"x".repeat(124)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        c.send_fragment(OpCode::Continuation, b"x", true),
+        Err(Error::InvalidState(_))
+    ));
+    c.send_fragment(OpCode::Binary, b"x", false).unwrap();
+    assert!(matches!(
+        c.send_text("interleaved"),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(matches!(
+        c.send_fragment(OpCode::Text, &[0xFF], true),
+        Err(Error::InvalidState(_))
+    ));
+    s.close(CloseCode::NORMAL, "").unwrap();
+    assert!(matches!(
+        s.close(CloseCode::NORMAL, ""),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(matches!(s.send_text("x"), Err(Error::InvalidState(_))));
+    let mut fresh = Connection::server(Config::without_timers(), 0);
+    assert!(matches!(fresh.send_text("x"), Err(Error::InvalidState(_))));
+}
+
+#[test]
+fn server_payloads_are_not_copied() {
+    let (mut s, _c) = open_pair(Config::without_timers());
+    let big = Bytes::from(vec![1u8; 64 * 1024]);
+    s.send_binary(big.clone()).unwrap();
+    let chunks: Vec<Bytes> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    assert!(chunks.iter().any(|c| c.as_ptr() == big.as_ptr()));
+    assert_eq!(s.buffered_amount(), 0);
+}
