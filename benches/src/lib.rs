@@ -1,0 +1,1 @@
+//! Benchmarks of evsock against its peers (work in progress).

@@ -1,0 +1,1 @@
+//! Node.js binding for evsock (work in progress).

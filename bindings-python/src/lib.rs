@@ -1,0 +1,1 @@
+//! Python binding for evsock (work in progress).

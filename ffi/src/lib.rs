@@ -1,0 +1,1 @@
+//! C API for evsock (work in progress).
