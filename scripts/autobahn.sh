@@ -85,6 +85,7 @@ with open(out, "w") as f:
 PY
 }
 
+# wstest ARGS...: run wstest in the foreground, bounded by $TIMEOUT.
 wstest() {
     timeout --kill-after=10 "$TIMEOUT" "$VENV/bin/python" "$ROOT/tests/autobahn/wstest_loopback.py" "$@"
 }
@@ -131,7 +132,9 @@ run_client_mode() {
     rm -rf "$REPORTS/client"
 
     echo "autobahn client: wstest fuzzingserver on 127.0.0.1:$port, $(basename "$CLIENT_BIN")"
-    wstest -m fuzzingserver -u 0 -s "$spec" >"$log" 2>&1 &
+    # Started directly (not via the wstest function) so $! is the python
+    # process itself and cleanup() really stops it.
+    "$VENV/bin/python" "$ROOT/tests/autobahn/wstest_loopback.py" -m fuzzingserver -u 0 -s "$spec" >"$log" 2>&1 &
     wspid=$!
     PIDS+=($wspid)
     wait_port "$port" "$wspid" "$log" || return 1
