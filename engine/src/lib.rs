@@ -11,6 +11,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod rng;
+pub mod session;
 
 pub use rng::{Rng, SeededRng};
 pub mod ws;

@@ -1,0 +1,1206 @@
+//! The [`Session`] state machine.
+
+use super::backoff::Backoff;
+use super::codec::Format;
+use super::envelope::{is_valid_event_id, Envelope, EnvelopeError, EventId, Meta};
+use super::envelope::{MAX_IDEMPOTENCY_KEY_LEN, PROTOCOL_PREFIX};
+use super::proto::{self, ByeData, HelloData, RerrData, WelcomeData, PROTOCOL_VERSION};
+use super::{CloseReason, Config, MessageKind, Output, RequestError, Role};
+use super::{SendError, SessionError, SessionEvent};
+use crate::rng::Rng;
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Client before its first connection.
+    Idle,
+    /// Transport open, waiting for the hello (server) or welcome (client).
+    Handshaking {
+        since: u64,
+    },
+    Established,
+    Disconnected {
+        since: u64,
+    },
+    Closed,
+}
+
+/// An unacknowledged reliable message, kept for retransmission.
+#[derive(Debug)]
+struct OutMsg {
+    id: u64,
+    event: EventId,
+    data: Bytes,
+    meta: Meta,
+    at: u64,
+    size: usize,
+}
+
+/// An envelope waiting for the next flush.
+#[derive(Debug)]
+enum Queued {
+    /// A reliable message, by id (its body lives in the resume buffer).
+    Reliable(u64),
+    /// A message sent at most once on this connection.
+    Once { event: EventId, data: Bytes },
+}
+
+/// One end of an evsock session. See the [module docs](super).
+pub struct Session {
+    role: Role,
+    cfg: Config,
+    rng: Box<dyn Rng + Send>,
+    format: Format,
+    sid: Option<String>,
+    state: State,
+    ever_established: bool,
+    now: u64,
+
+    // Outgoing reliable stream.
+    next_id: u64,
+    buf: VecDeque<OutMsg>,
+    buf_bytes: usize,
+    flushed_upto: u64,
+
+    // Incoming reliable stream.
+    rx: u64,
+    ack_sent: u64,
+    ack_due: Option<u64>,
+
+    // Requests: outgoing (id -> deadline, plus a deadline-ordered index) and
+    // incoming (id -> deadline).
+    pending: BTreeMap<u64, u64>,
+    timers: BTreeSet<(u64, u64)>,
+    incoming: BTreeMap<u64, u64>,
+
+    // Envelopes waiting to be written into a frame.
+    outq: Vec<Queued>,
+    outq_bytes: usize,
+    batch_due: Option<u64>,
+
+    // Liveness.
+    last_rx_at: u64,
+    last_ping_at: u64,
+
+    // Client reconnects.
+    backoff: Backoff,
+    retry_after: Option<u64>,
+    reconnect_at: Option<u64>,
+
+    out: VecDeque<Output>,
+    scratch: Vec<Envelope>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("role", &self.role)
+            .field("sid", &self.sid)
+            .field("state", &self.state)
+            .field("next_id", &self.next_id)
+            .field("rx", &self.rx)
+            .field("unacked", &self.buf.len())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    fn new(role: Role, cfg: Config, sid: Option<String>, rng: Box<dyn Rng + Send>) -> Self {
+        Session {
+            role,
+            format: cfg.format,
+            backoff: Backoff::new(cfg.backoff_base_ms, cfg.backoff_max_ms),
+            cfg,
+            rng,
+            sid,
+            state: State::Idle,
+            ever_established: false,
+            now: 0,
+            next_id: 1,
+            buf: VecDeque::new(),
+            buf_bytes: 0,
+            flushed_upto: 0,
+            rx: 0,
+            ack_sent: 0,
+            ack_due: None,
+            pending: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            incoming: BTreeMap::new(),
+            outq: Vec::new(),
+            outq_bytes: 0,
+            batch_due: None,
+            last_rx_at: 0,
+            last_ping_at: 0,
+            retry_after: None,
+            reconnect_at: None,
+            out: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// A client session. Open a transport connection, then call
+    /// [`Session::handle_connected`]; the session sends the hello.
+    pub fn client(cfg: Config, rng: Box<dyn Rng + Send>) -> Self {
+        Session::new(Role::Client, cfg, None, rng)
+    }
+
+    /// A server session with the given id (normally from
+    /// [`new_session_id`](super::new_session_id)). Call
+    /// [`Session::handle_connected`] and then hand it the hello message.
+    ///
+    /// Fails if `session_id` is not 1 to 64 printable ASCII characters
+    /// without space, `"` or `\`.
+    pub fn server(
+        cfg: Config,
+        session_id: &str,
+        rng: Box<dyn Rng + Send>,
+    ) -> Result<Self, EnvelopeError> {
+        if !proto::is_valid_session_id(session_id) {
+            return Err(EnvelopeError::BadProtocolData("sid"));
+        }
+        Ok(Session::new(
+            Role::Server,
+            cfg,
+            Some(session_id.to_owned()),
+            rng,
+        ))
+    }
+
+    // ------------------------------------------------------- accessors ---
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The session id (a client learns it from the first welcome).
+    pub fn session_id(&self) -> Option<&str> {
+        self.sid.as_deref()
+    }
+
+    /// The wire format in use.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Whether a connection is open and the handshake is done.
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// Whether the session has ended (closed or expired) for good.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Outgoing requests still waiting for a reply.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Reliable messages not yet acknowledged by the peer.
+    pub fn unacked_messages(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Encoded size of the unacknowledged reliable messages.
+    pub fn unacked_bytes(&self) -> usize {
+        self.buf_bytes
+    }
+
+    /// Highest peer id received in order.
+    pub fn last_received_id(&self) -> u64 {
+        self.rx
+    }
+
+    /// Encodes an application value in the session's format, for the `data`
+    /// argument of the send functions.
+    pub fn encode<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<Bytes, super::DataError> {
+        self.format.encode(value)
+    }
+
+    // --------------------------------------------------------- outputs ---
+
+    /// The next thing the host must do, if any. Drain it after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must be called next (absolute
+    /// milliseconds), or `None` if no timer is armed.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let mut t: Option<u64> = None;
+        let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
+        if let Some(&(d, _)) = self.timers.first() {
+            at(d);
+        }
+        if let Some(d) = self.ack_due {
+            at(d);
+        }
+        if let Some(d) = self.batch_due {
+            at(d);
+        }
+        match self.state {
+            State::Established => {
+                if let Some(i) = self.cfg.idle_timeout_ms {
+                    at(self.last_rx_at.saturating_add(i));
+                }
+                if let Some(p) = self.cfg.ping_interval_ms {
+                    at(self.last_rx_at.max(self.last_ping_at).saturating_add(p));
+                }
+            }
+            State::Handshaking { since } => at(since.saturating_add(self.cfg.handshake_timeout_ms)),
+            State::Disconnected { since } => match self.role {
+                Role::Client => {
+                    if let Some(r) = self.reconnect_at {
+                        at(r);
+                    }
+                }
+                Role::Server => at(since.saturating_add(self.cfg.resume_window_ms)),
+            },
+            State::Idle | State::Closed => {}
+        }
+        if let Some(f) = self.buf.front() {
+            if self.evictable(f.id) {
+                at(f.at.saturating_add(self.cfg.resume_buffer_age_ms));
+            }
+        }
+        t
+    }
+
+    // ---------------------------------------------------------- inputs ---
+
+    /// A transport connection has opened. A client sends its hello now.
+    pub fn handle_connected(&mut self, now: u64) {
+        self.tick(now);
+        if self.state == State::Closed {
+            self.emit(SessionEvent::CloseTransport {
+                reason: CloseReason::SessionClosed,
+            });
+            return;
+        }
+        if matches!(self.state, State::Established | State::Handshaking { .. }) {
+            // The host did not report the old connection's end.
+            self.transport_lost();
+        }
+        self.state = State::Handshaking { since: self.now };
+        self.reconnect_at = None;
+        self.last_rx_at = self.now;
+        self.last_ping_at = self.now;
+        self.flushed_upto = 0;
+        if self.role == Role::Client {
+            let hello = HelloData {
+                v: PROTOCOL_VERSION,
+                sid: self.sid.clone(),
+                rx: self.rx,
+                lo: self.lo(),
+            };
+            self.send_control(proto::HELLO, &hello);
+        }
+    }
+
+    /// The transport connection closed or failed (also when a connection
+    /// attempt failed). A client schedules a reconnect; a server starts its
+    /// resume window.
+    pub fn handle_disconnected(&mut self, now: u64) {
+        self.tick(now);
+        self.transport_lost();
+    }
+
+    /// A whole message arrived on the transport. Copies it once; see
+    /// [`Session::handle_message_bytes`] to avoid the copy.
+    pub fn handle_message(&mut self, now: u64, kind: MessageKind, payload: &[u8]) {
+        if payload.len() > self.cfg.max_message_bytes {
+            self.tick(now);
+            self.emit_error(SessionError::Envelope(EnvelopeError::TooLarge {
+                len: payload.len(),
+                max: self.cfg.max_message_bytes,
+            }));
+            return;
+        }
+        self.handle_message_bytes(now, kind, Bytes::copy_from_slice(payload));
+    }
+
+    /// A whole message arrived on the transport. Event ids and data in the
+    /// resulting events share `payload`'s memory.
+    pub fn handle_message_bytes(&mut self, now: u64, kind: MessageKind, payload: Bytes) {
+        self.tick(now);
+        match self.state {
+            State::Established | State::Handshaking { .. } => {}
+            _ => {
+                self.emit_error(SessionError::NotConnected);
+                return;
+            }
+        }
+        if payload.len() > self.cfg.max_message_bytes {
+            self.emit_error(SessionError::Envelope(EnvelopeError::TooLarge {
+                len: payload.len(),
+                max: self.cfg.max_message_bytes,
+            }));
+            return;
+        }
+        let fmt = Format::from_kind(kind);
+        let server_hello = self.role == Role::Server && self.state != State::Established;
+        if fmt != self.format && !server_hello {
+            self.emit_error(SessionError::WrongKind);
+            return;
+        }
+        self.last_rx_at = self.now;
+        let mut envs = std::mem::take(&mut self.scratch);
+        envs.clear();
+        match fmt
+            .codec()
+            .decode_frame(&payload, self.cfg.max_batch_envelopes, &mut envs)
+        {
+            Ok(()) => {
+                for env in envs.drain(..) {
+                    if !self.on_envelope(env, fmt) {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                self.emit_error(SessionError::Envelope(e));
+                if self.state != State::Established {
+                    self.protocol_drop(CloseReason::ProtocolError);
+                }
+            }
+        }
+        envs.clear();
+        self.scratch = envs;
+        self.finish();
+    }
+
+    /// Runs the timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.tick(now);
+        let now = self.now;
+        while let Some(&(d, id)) = self.timers.first() {
+            if d > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.pending.remove(&id);
+            self.emit(SessionEvent::RequestFailed {
+                req: id,
+                error: RequestError::Timeout,
+            });
+        }
+        match self.state {
+            State::Established => {
+                let idle = self
+                    .cfg
+                    .idle_timeout_ms
+                    .is_some_and(|i| now >= self.last_rx_at.saturating_add(i));
+                if idle {
+                    self.protocol_drop(CloseReason::IdleTimeout);
+                } else {
+                    if let Some(p) = self.cfg.ping_interval_ms {
+                        if now >= self.last_rx_at.max(self.last_ping_at).saturating_add(p) {
+                            self.last_ping_at = now;
+                            self.enqueue_once(EventId::from_static(proto::PING), Bytes::new());
+                        }
+                    }
+                    if self.ack_due.is_some_and(|d| d <= now) {
+                        if self.outq.is_empty() {
+                            self.enqueue_once(EventId::from_static(proto::ACK), Bytes::new());
+                        }
+                        self.flush();
+                    }
+                    if self.batch_due.is_some_and(|d| d <= now) {
+                        self.flush();
+                    }
+                }
+            }
+            State::Handshaking { since } => {
+                if now >= since.saturating_add(self.cfg.handshake_timeout_ms) {
+                    self.protocol_drop(CloseReason::HandshakeTimeout);
+                }
+            }
+            State::Disconnected { since } => match self.role {
+                Role::Client => {
+                    if self.reconnect_at.is_some_and(|r| r <= now) {
+                        self.reconnect_at = None;
+                        self.emit(SessionEvent::Reconnect);
+                    }
+                }
+                Role::Server => {
+                    if now >= since.saturating_add(self.cfg.resume_window_ms) {
+                        self.end(RequestError::SessionClosed);
+                        self.emit(SessionEvent::Expired);
+                    }
+                }
+            },
+            State::Idle | State::Closed => {}
+        }
+        self.evict();
+        self.finish();
+    }
+
+    // ------------------------------------------------ application calls ---
+
+    /// Sends a fire-and-forget event: at most once, only on an established
+    /// connection, not acknowledged. `data` is one encoded value in the
+    /// session's format (or empty for none).
+    pub fn send(&mut self, now: u64, event: &str, data: Bytes) -> Result<(), SendError> {
+        self.tick(now);
+        let ev = self.check_app(event, &data)?;
+        if self.state != State::Established {
+            return Err(SendError::NotConnected);
+        }
+        self.enqueue_once(ev, data);
+        self.finish();
+        Ok(())
+    }
+
+    /// Sends a reliable event: numbered, acknowledged, retransmitted after a
+    /// reconnect and delivered exactly once in order while the session can be
+    /// resumed. Accepted while disconnected (it waits in the resume buffer).
+    /// Returns its id.
+    pub fn send_reliable(&mut self, now: u64, event: &str, data: Bytes) -> Result<u64, SendError> {
+        self.tick(now);
+        let ev = self.check_app(event, &data)?;
+        let id = self.push_reliable(ev, data, Meta::default());
+        self.finish();
+        Ok(id)
+    }
+
+    /// Sends a reliable request. It ends in exactly one
+    /// [`SessionEvent::Reply`] or [`SessionEvent::RequestFailed`] carrying
+    /// the returned request id, at the latest `timeout_ms` from now.
+    pub fn request(
+        &mut self,
+        now: u64,
+        event: &str,
+        data: Bytes,
+        timeout_ms: u64,
+    ) -> Result<u64, SendError> {
+        self.request_inner(now, event, data, timeout_ms, None)
+    }
+
+    /// Like [`Session::request`], with an application idempotency key the
+    /// server can use to answer a retry in a later session from its
+    /// [`ReplyCache`](super::ReplyCache) instead of applying it twice.
+    pub fn request_idempotent(
+        &mut self,
+        now: u64,
+        event: &str,
+        data: Bytes,
+        timeout_ms: u64,
+        idempotency_key: &str,
+    ) -> Result<u64, SendError> {
+        if idempotency_key.is_empty() || idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return Err(SendError::BadIdempotencyKey);
+        }
+        self.request_inner(now, event, data, timeout_ms, Some(idempotency_key.into()))
+    }
+
+    fn request_inner(
+        &mut self,
+        now: u64,
+        event: &str,
+        data: Bytes,
+        timeout_ms: u64,
+        ik: Option<Box<str>>,
+    ) -> Result<u64, SendError> {
+        self.tick(now);
+        let ev = self.check_app(event, &data)?;
+        if timeout_ms == 0 || timeout_ms > self.cfg.max_request_timeout_ms {
+            return Err(SendError::BadTimeout);
+        }
+        if self.pending.len() >= self.cfg.max_pending_requests {
+            return Err(SendError::TooManyPending);
+        }
+        let meta = Meta {
+            rq: Some(timeout_ms),
+            ik,
+            ..Meta::default()
+        };
+        let id = self.push_reliable(ev, data, meta);
+        let deadline = self.now.saturating_add(timeout_ms);
+        self.pending.insert(id, deadline);
+        self.timers.insert((deadline, id));
+        self.finish();
+        Ok(id)
+    }
+
+    /// Answers incoming request `req` (reliably). Fails with
+    /// [`SendError::UnknownRequest`] if it was already answered, never
+    /// existed, or its requester has stopped waiting.
+    pub fn reply(&mut self, now: u64, req: u64, data: Bytes) -> Result<(), SendError> {
+        self.reply_inner(now, req, data, proto::REPLY)
+    }
+
+    /// Answers incoming request `req` with an error; the requester sees
+    /// [`RequestError::Remote`] with `data`.
+    pub fn reply_error(&mut self, now: u64, req: u64, data: Bytes) -> Result<(), SendError> {
+        self.reply_inner(now, req, data, proto::RERR)
+    }
+
+    fn reply_inner(
+        &mut self,
+        now: u64,
+        req: u64,
+        data: Bytes,
+        kind: &'static str,
+    ) -> Result<(), SendError> {
+        self.tick(now);
+        if self.state == State::Closed {
+            return Err(SendError::Closed);
+        }
+        self.check_data(kind.as_bytes(), &data)?;
+        match self.incoming.get(&req) {
+            None => return Err(SendError::UnknownRequest),
+            Some(&d) if d <= self.now => {
+                self.incoming.remove(&req);
+                return Err(SendError::UnknownRequest);
+            }
+            Some(_) => {}
+        }
+        self.incoming.remove(&req);
+        let meta = Meta {
+            re: Some(req),
+            ..Meta::default()
+        };
+        self.push_reliable(EventId::from_static(kind), data, meta);
+        self.finish();
+        Ok(())
+    }
+
+    /// Ends the session for good: tells the peer (if connected), fails
+    /// pending requests with [`RequestError::SessionClosed`], and asks the
+    /// host to close the transport.
+    pub fn close(&mut self, now: u64) {
+        self.tick(now);
+        if self.state == State::Closed {
+            return;
+        }
+        let connected = matches!(self.state, State::Established | State::Handshaking { .. });
+        if connected {
+            self.flush();
+            self.send_control(proto::BYE, &ByeData { ra: 0, end: true });
+        }
+        self.end(RequestError::SessionClosed);
+        self.emit(SessionEvent::Closed { by_peer: false });
+        if connected {
+            self.emit(SessionEvent::CloseTransport {
+                reason: CloseReason::SessionClosed,
+            });
+        }
+    }
+
+    /// Server: asks the client to disconnect and not reconnect for
+    /// `retry_after_ms` (load shedding, deploys). The session stays
+    /// resumable.
+    pub fn go_away(&mut self, now: u64, retry_after_ms: u64) {
+        self.tick(now);
+        if !matches!(self.state, State::Established | State::Handshaking { .. }) {
+            return;
+        }
+        self.flush();
+        let ra = retry_after_ms.min(super::MAX_SAFE_INT);
+        self.send_control(proto::BYE, &ByeData { ra, end: false });
+        self.protocol_drop(CloseReason::GoAway);
+    }
+
+    // -------------------------------------------------------- internals ---
+
+    fn tick(&mut self, now: u64) {
+        // Time never goes backwards inside the session.
+        self.now = self.now.max(now);
+    }
+
+    fn emit(&mut self, e: SessionEvent) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    fn emit_error(&mut self, e: SessionError) {
+        self.emit(SessionEvent::Error(e));
+    }
+
+    /// Lowest own id that can still be retransmitted.
+    fn lo(&self) -> u64 {
+        self.buf.front().map_or(self.next_id, |m| m.id)
+    }
+
+    fn evictable(&self, id: u64) -> bool {
+        self.state != State::Established || id <= self.flushed_upto
+    }
+
+    fn check_data(&self, event: &[u8], data: &[u8]) -> Result<(), SendError> {
+        if !data.is_empty() {
+            self.format
+                .codec()
+                .validate_value(data)
+                .map_err(SendError::InvalidData)?;
+        }
+        if event.len() + data.len() + 64 > self.cfg.max_message_bytes {
+            return Err(SendError::TooLarge);
+        }
+        Ok(())
+    }
+
+    fn check_app(&self, event: &str, data: &[u8]) -> Result<EventId, SendError> {
+        if self.state == State::Closed {
+            return Err(SendError::Closed);
+        }
+        if !is_valid_event_id(event.as_bytes()) {
+            return Err(SendError::BadEventId);
+        }
+        if event.starts_with(PROTOCOL_PREFIX) {
+            return Err(SendError::ReservedEvent);
+        }
+        self.check_data(event.as_bytes(), data)?;
+        EventId::new(event).map_err(|_| SendError::BadEventId)
+    }
+
+    fn push_reliable(&mut self, event: EventId, data: Bytes, mut meta: Meta) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        meta.id = Some(id);
+        let size = self
+            .format
+            .codec()
+            .envelope_len_hint(event.as_bytes(), &data, &meta);
+        self.buf.push_back(OutMsg {
+            id,
+            event,
+            data,
+            meta,
+            at: self.now,
+            size,
+        });
+        self.buf_bytes += size;
+        if self.state == State::Established {
+            self.enqueue(Queued::Reliable(id), size);
+        }
+        self.evict();
+        id
+    }
+
+    fn enqueue_once(&mut self, event: EventId, data: Bytes) {
+        let size = self
+            .format
+            .codec()
+            .envelope_len_hint(event.as_bytes(), &data, &Meta::default())
+            + 16;
+        self.enqueue(Queued::Once { event, data }, size);
+    }
+
+    fn enqueue(&mut self, q: Queued, size: usize) {
+        let limit = self.cfg.batch_max_bytes.min(self.cfg.max_message_bytes);
+        if !self.outq.is_empty() && self.outq_bytes + size > limit {
+            self.flush();
+        }
+        self.outq.push(q);
+        self.outq_bytes += size;
+        if self.outq.len() >= self.cfg.max_batch_envelopes.max(1) {
+            self.flush();
+        } else if self.cfg.batch_window_ms > 0 && self.batch_due.is_none() {
+            self.batch_due = Some(self.now.saturating_add(self.cfg.batch_window_ms));
+        }
+    }
+
+    /// End of every public call: without a batch window, everything queued
+    /// goes out now (one frame per call, or more if it is large).
+    fn finish(&mut self) {
+        if self.cfg.batch_window_ms == 0 && !self.outq.is_empty() {
+            self.flush();
+        }
+    }
+
+    /// Writes the queued envelopes into one frame (a batch if more than one)
+    /// and piggy-backs the current ack on the first envelope.
+    fn flush(&mut self) {
+        self.batch_due = None;
+        if self.outq.is_empty() {
+            return;
+        }
+        let queue = std::mem::take(&mut self.outq);
+        self.outq_bytes = 0;
+        if self.state != State::Established {
+            return;
+        }
+        let codec = self.format.codec();
+        let front = self.buf.front().map_or(self.next_id, |m| m.id);
+        let mut items: Vec<(&EventId, &Bytes, &Meta, usize)> = Vec::with_capacity(queue.len());
+        let empty = Meta::default();
+        let mut total = 0;
+        let mut max_id = self.flushed_upto;
+        for q in &queue {
+            match q {
+                Queued::Reliable(id) => {
+                    if *id < front {
+                        continue; // evicted before it could be sent
+                    }
+                    if let Some(m) = self.buf.get((id - front) as usize) {
+                        items.push((&m.event, &m.data, &m.meta, m.size));
+                        total += m.size;
+                        max_id = max_id.max(*id);
+                    }
+                }
+                Queued::Once { event, data } => {
+                    let size = event.as_bytes().len() + data.len() + 24;
+                    items.push((event, data, &empty, size));
+                    total += size;
+                }
+            }
+        }
+        let ack = (self.rx > self.ack_sent).then_some(self.rx);
+        let mut frame: Vec<u8> = Vec::with_capacity(total + 32);
+        let n = items.len();
+        if n > 1 {
+            codec.write_batch_start(&mut frame, n);
+        }
+        for (i, (event, data, meta, _)) in items.iter().enumerate() {
+            if i > 0 {
+                codec.write_batch_separator(&mut frame);
+            }
+            if i == 0 && ack.is_some() {
+                let mut m = (*meta).clone();
+                m.ack = ack;
+                codec.write_envelope(&mut frame, event.as_bytes(), data, &m);
+            } else {
+                codec.write_envelope(&mut frame, event.as_bytes(), data, meta);
+            }
+        }
+        if n > 1 {
+            codec.write_batch_end(&mut frame);
+        }
+        drop(items);
+        self.flushed_upto = max_id;
+        if n == 0 {
+            return;
+        }
+        if ack.is_some() {
+            self.ack_sent = self.rx;
+            self.ack_due = None;
+        }
+        let kind = self.format.kind();
+        self.out.push_back(Output::Send {
+            kind,
+            payload: Bytes::from(frame),
+        });
+        // Reuse the queue's allocation.
+        let mut queue = queue;
+        queue.clear();
+        if self.outq.is_empty() {
+            self.outq = queue;
+        }
+    }
+
+    /// Sends a protocol event as its own frame, after anything queued.
+    fn send_control<T: serde::Serialize>(&mut self, event: &'static str, data: &T) {
+        self.flush();
+        let data = match self.format.encode(data) {
+            Ok(d) => d,
+            Err(_) => return, // our own small structs always encode
+        };
+        let mut frame = Vec::with_capacity(event.len() + data.len() + 8);
+        self.format
+            .codec()
+            .write_envelope(&mut frame, event.as_bytes(), &data, &Meta::default());
+        let kind = self.format.kind();
+        self.out.push_back(Output::Send {
+            kind,
+            payload: Bytes::from(frame),
+        });
+    }
+
+    /// Drops acknowledged-or-not messages beyond the resume buffer's byte
+    /// and age bounds (never the newest one, never one still waiting to be
+    /// written on the open connection).
+    fn evict(&mut self) {
+        while let Some(f) = self.buf.front() {
+            let over = self.buf_bytes > self.cfg.resume_buffer_bytes && self.buf.len() > 1;
+            let old = f.at.saturating_add(self.cfg.resume_buffer_age_ms) <= self.now;
+            if !(over || old) || !self.evictable(f.id) {
+                break;
+            }
+            self.buf_bytes -= f.size;
+            self.buf.pop_front();
+        }
+    }
+
+    fn on_ack(&mut self, a: u64) -> bool {
+        if a >= self.next_id {
+            self.emit_error(SessionError::BadAck(a));
+            return false;
+        }
+        while let Some(f) = self.buf.front() {
+            if f.id > a {
+                break;
+            }
+            self.buf_bytes -= f.size;
+            self.buf.pop_front();
+        }
+        true
+    }
+
+    /// The connection is gone (reported, or given up on by us).
+    fn transport_lost(&mut self) {
+        match self.state {
+            State::Closed => {}
+            State::Disconnected { .. } => {
+                // A reconnect attempt failed.
+                if self.role == Role::Client && self.reconnect_at.is_none() {
+                    self.schedule_reconnect();
+                }
+            }
+            State::Idle | State::Handshaking { .. } | State::Established => {
+                self.outq.clear();
+                self.outq_bytes = 0;
+                self.batch_due = None;
+                self.ack_due = None;
+                self.state = State::Disconnected { since: self.now };
+                if self.role == Role::Client {
+                    self.schedule_reconnect();
+                }
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self) {
+        let ra = self.retry_after.take();
+        let d = self.backoff.next_delay(&mut *self.rng, ra);
+        self.reconnect_at = Some(self.now.saturating_add(d));
+    }
+
+    /// We give up on the connection: tell the host to close it.
+    fn protocol_drop(&mut self, reason: CloseReason) {
+        self.emit(SessionEvent::CloseTransport { reason });
+        self.transport_lost();
+    }
+
+    /// Ends the session: every pending request fails with `why`.
+    fn end(&mut self, why: RequestError) {
+        self.fail_pending(|_| true, why);
+        self.state = State::Closed;
+        self.buf.clear();
+        self.buf_bytes = 0;
+        self.outq.clear();
+        self.outq_bytes = 0;
+        self.incoming.clear();
+        self.ack_due = None;
+        self.batch_due = None;
+        self.reconnect_at = None;
+    }
+
+    fn fail_pending(&mut self, pred: impl Fn(u64) -> bool, why: RequestError) {
+        let ids: Vec<u64> = self.pending.keys().copied().filter(|&i| pred(i)).collect();
+        for id in ids {
+            if let Some(d) = self.pending.remove(&id) {
+                self.timers.remove(&(d, id));
+            }
+            self.emit(SessionEvent::RequestFailed {
+                req: id,
+                error: why.clone(),
+            });
+        }
+    }
+
+    /// Forgets both reliable streams (the peer no longer knows them).
+    fn reset_streams(&mut self) {
+        self.fail_pending(|_| true, RequestError::ResumeFailed);
+        self.buf.clear();
+        self.buf_bytes = 0;
+        self.next_id = 1;
+        self.rx = 0;
+        self.ack_sent = 0;
+        self.incoming.clear();
+    }
+
+    /// Applies the peer's view after a handshake on a resumed session:
+    /// `peer_rx` acks our messages, `peer_lo` may reveal a hole in theirs.
+    /// Returns the hole in our stream the peer will never get, if any.
+    fn resume_streams(&mut self, peer_rx: u64, peer_lo: u64) -> Option<[u64; 2]> {
+        if peer_rx >= self.next_id {
+            self.emit_error(SessionError::BadAck(peer_rx));
+        } else {
+            self.on_ack(peer_rx);
+        }
+        let peer_rx = peer_rx.min(self.next_id - 1);
+        let my_lo = self.lo();
+        let mut lost_out = None;
+        if my_lo > peer_rx + 1 {
+            // Our messages peer_rx+1 .. my_lo-1 were evicted: requests among
+            // them can never be answered.
+            lost_out = Some([peer_rx + 1, my_lo - 1]);
+            self.fail_pending(|i| i > peer_rx && i < my_lo, RequestError::ResumeFailed);
+        }
+        if peer_lo > self.rx + 1 {
+            let (from, to) = (self.rx + 1, peer_lo - 1);
+            self.rx = to;
+            self.emit(SessionEvent::Gap { from, to });
+            // Replies to requests the peer already had may be in the hole.
+            self.fail_pending(|i| i <= peer_rx, RequestError::ResumeFailed);
+        }
+        lost_out
+    }
+
+    fn established(&mut self, resumed: bool) {
+        self.state = State::Established;
+        self.ever_established = true;
+        self.ack_sent = self.rx;
+        self.ack_due = None;
+        self.backoff.reset();
+        self.retry_after = None;
+        let session_id = self.sid.clone().unwrap_or_default();
+        self.emit(SessionEvent::Established {
+            session_id,
+            resumed,
+        });
+    }
+
+    fn retransmit_all(&mut self) {
+        let items: Vec<(u64, usize)> = self.buf.iter().map(|m| (m.id, m.size)).collect();
+        for (id, size) in items {
+            self.enqueue(Queued::Reliable(id), size);
+        }
+    }
+
+    fn on_hello(&mut self, env: &Envelope, fmt: Format) {
+        let h: HelloData = match fmt.decode(&env.data) {
+            Ok(h) => h,
+            Err(_) => {
+                self.emit_error(SessionError::Envelope(EnvelopeError::BadProtocolData(
+                    "hello",
+                )));
+                return self.protocol_drop(CloseReason::ProtocolError);
+            }
+        };
+        if let Err(e) = h.check() {
+            self.emit_error(SessionError::Envelope(e));
+            return self.protocol_drop(CloseReason::ProtocolError);
+        }
+        if h.v != PROTOCOL_VERSION {
+            self.emit_error(SessionError::UnsupportedVersion(h.v));
+            return self.protocol_drop(CloseReason::ProtocolError);
+        }
+        self.format = fmt;
+        let own = self.sid.clone().unwrap_or_default();
+        let (st, resumed, lost) = if self.ever_established && h.sid.as_deref() == Some(&own) {
+            let lost = self.resume_streams(h.rx, h.lo);
+            ("resumed", true, lost)
+        } else if h.sid.is_none() && !self.ever_established {
+            ("new", false, None)
+        } else {
+            if self.ever_established {
+                self.reset_streams();
+            }
+            ("reset", false, None)
+        };
+        let welcome = WelcomeData {
+            v: PROTOCOL_VERSION,
+            sid: own,
+            st: st.to_owned(),
+            rx: self.rx,
+            lo: self.lo(),
+            lost,
+        };
+        self.state = State::Established;
+        self.send_control(proto::WELCOME, &welcome);
+        self.established(resumed);
+        self.retransmit_all();
+    }
+
+    fn on_welcome(&mut self, env: &Envelope) {
+        let w: WelcomeData = match self.format.decode(&env.data) {
+            Ok(w) => w,
+            Err(_) => {
+                self.emit_error(SessionError::Envelope(EnvelopeError::BadProtocolData(
+                    "welcome",
+                )));
+                return self.protocol_drop(CloseReason::ProtocolError);
+            }
+        };
+        if let Err(e) = w.check() {
+            self.emit_error(SessionError::Envelope(e));
+            return self.protocol_drop(CloseReason::ProtocolError);
+        }
+        if w.v != PROTOCOL_VERSION {
+            self.emit_error(SessionError::UnsupportedVersion(w.v));
+            return self.protocol_drop(CloseReason::ProtocolError);
+        }
+        let resumed = self.sid.as_deref() == Some(w.sid.as_str()) && w.st == "resumed";
+        if resumed {
+            self.resume_streams(w.rx, w.lo);
+        } else if self.sid.is_some() {
+            let unconfirmed = match (self.buf.front(), self.buf.back()) {
+                (Some(a), Some(b)) => Some((a.id, b.id)),
+                _ => None,
+            };
+            self.reset_streams();
+            self.emit(SessionEvent::Reset { unconfirmed });
+        } else if w.rx >= self.next_id {
+            self.emit_error(SessionError::BadAck(w.rx));
+        } else {
+            self.on_ack(w.rx);
+        }
+        self.sid = Some(w.sid);
+        self.established(resumed);
+        self.retransmit_all();
+    }
+
+    fn on_bye(&mut self, env: &Envelope) {
+        let b: ByeData = self.format.decode(&env.data).unwrap_or_default();
+        if b.end {
+            self.end(RequestError::SessionClosed);
+            self.emit(SessionEvent::Closed { by_peer: true });
+            self.emit(SessionEvent::CloseTransport {
+                reason: CloseReason::SessionClosed,
+            });
+        } else {
+            if b.ra > 0 {
+                self.retry_after = Some(b.ra);
+            }
+            self.protocol_drop(CloseReason::GoAway);
+        }
+    }
+
+    /// Handles one envelope; returns whether to go on with the rest of the
+    /// frame.
+    fn on_envelope(&mut self, env: Envelope, fmt: Format) -> bool {
+        let ev = env.event.as_bytes();
+        if ev == proto::BYE.as_bytes() {
+            self.on_bye(&env);
+            return false;
+        }
+        match self.state {
+            State::Established => {}
+            State::Handshaking { .. } => {
+                let expected = match self.role {
+                    Role::Client => proto::WELCOME,
+                    Role::Server => proto::HELLO,
+                };
+                if ev != expected.as_bytes() {
+                    self.emit_error(SessionError::UnexpectedHandshake);
+                    self.protocol_drop(CloseReason::ProtocolError);
+                    return false;
+                }
+                match self.role {
+                    Role::Client => self.on_welcome(&env),
+                    Role::Server => self.on_hello(&env, fmt),
+                }
+                return self.state == State::Established;
+            }
+            _ => return false,
+        }
+        if let Some(a) = env.meta.ack {
+            self.on_ack(a);
+        }
+        let is_reply = ev == proto::REPLY.as_bytes() || ev == proto::RERR.as_bytes();
+        if env.event.is_protocol() && !is_reply {
+            if ev == proto::PING.as_bytes() {
+                self.enqueue_once(EventId::from_static(proto::PONG), Bytes::new());
+                return true;
+            }
+            if ev == proto::PONG.as_bytes() || ev == proto::ACK.as_bytes() {
+                return true;
+            }
+            if ev == proto::HELLO.as_bytes() || ev == proto::WELCOME.as_bytes() {
+                self.emit_error(SessionError::UnexpectedHandshake);
+                return true;
+            }
+            // Unknown protocol events still take their place in the reliable
+            // stream, below.
+        }
+        if let Some(id) = env.meta.id {
+            if id <= self.rx {
+                return true; // duplicate: already delivered
+            }
+            if id != self.rx + 1 {
+                self.emit_error(SessionError::OutOfOrder {
+                    expected: self.rx + 1,
+                    got: id,
+                });
+                self.protocol_drop(CloseReason::ProtocolError);
+                return false;
+            }
+            self.rx = id;
+            if self.rx - self.ack_sent >= self.cfg.ack_every.max(1) {
+                self.ack_due = Some(self.now);
+            } else if self.ack_due.is_none() {
+                self.ack_due = Some(self.now.saturating_add(self.cfg.ack_delay_ms));
+            }
+        }
+        if is_reply {
+            let (Some(_), Some(re)) = (env.meta.id, env.meta.re) else {
+                self.emit_error(SessionError::BadRequest);
+                return true;
+            };
+            if let Some(d) = self.pending.remove(&re) {
+                self.timers.remove(&(d, re));
+                let e = if ev == proto::REPLY.as_bytes() {
+                    SessionEvent::Reply {
+                        req: re,
+                        data: env.data,
+                    }
+                } else {
+                    SessionEvent::RequestFailed {
+                        req: re,
+                        error: RequestError::Remote(env.data),
+                    }
+                };
+                self.emit(e);
+            }
+            // A reply to a request that already ended is dropped.
+            return true;
+        }
+        if env.event.is_protocol() {
+            self.emit_error(SessionError::UnknownProtocolEvent(env.event));
+            return true;
+        }
+        if let Some(rq) = env.meta.rq {
+            let Some(id) = env.meta.id.filter(|_| rq > 0) else {
+                self.emit_error(SessionError::BadRequest);
+                return true;
+            };
+            let rq = rq.min(self.cfg.max_request_timeout_ms);
+            if self.incoming.len() >= self.cfg.max_incoming_requests {
+                let now = self.now;
+                self.incoming.retain(|_, d| *d > now);
+            }
+            if self.incoming.len() >= self.cfg.max_incoming_requests {
+                let data = self
+                    .format
+                    .encode(&RerrData { code: "busy" })
+                    .unwrap_or_default();
+                let meta = Meta {
+                    re: Some(id),
+                    ..Meta::default()
+                };
+                self.push_reliable(EventId::from_static(proto::RERR), data, meta);
+                return true;
+            }
+            self.incoming.insert(id, self.now.saturating_add(rq));
+            self.emit(SessionEvent::Request {
+                req: id,
+                event: env.event,
+                data: env.data,
+                timeout_ms: rq,
+                idempotency_key: env.meta.ik,
+            });
+            return true;
+        }
+        self.emit(SessionEvent::Message {
+            event: env.event,
+            data: env.data,
+            id: env.meta.id,
+        });
+        true
+    }
+}
