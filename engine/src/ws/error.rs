@@ -222,6 +222,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable snake_case name for the kind of error, shared by every
+    /// binding (the test vectors and the C, Python and Node APIs use it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Handshake(_) => "handshake",
+            Error::Protocol(_) => "protocol",
+            Error::InvalidUtf8 => "invalid_utf8",
+            Error::FrameTooLarge { .. } => "frame_too_large",
+            Error::MessageTooLarge { .. } => "message_too_large",
+            Error::TooManyFragments { .. } => "too_many_fragments",
+            Error::PongTimeout => "pong_timeout",
+            Error::IdleTimeout => "idle_timeout",
+            Error::HandshakeTimeout => "handshake_timeout",
+            Error::CloseTimeout => "close_timeout",
+            Error::UnexpectedEof => "unexpected_eof",
+            Error::InvalidState(_) => "invalid_state",
+            Error::OutboundFull { .. } => "outbound_full",
+            Error::InvalidArgument(_) => "invalid_argument",
+        }
+    }
+
     /// The close code we send to the peer for this error, if one is sent.
     pub fn close_code(&self) -> Option<CloseCode> {
         Some(match self {
