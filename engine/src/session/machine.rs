@@ -996,7 +996,8 @@ impl Session {
             let lost = self.resume_streams(h.rx, h.lo);
             ("resumed", true, lost)
         } else if h.sid.is_none() && !self.ever_established {
-            ("new", false, None)
+            let lost = self.resume_streams(h.rx, h.lo);
+            ("new", false, lost)
         } else {
             if self.ever_established {
                 self.reset_streams();
@@ -1036,20 +1037,17 @@ impl Session {
             return self.protocol_drop(CloseReason::ProtocolError);
         }
         let resumed = self.sid.as_deref() == Some(w.sid.as_str()) && w.st == "resumed";
-        if resumed {
-            self.resume_streams(w.rx, w.lo);
-        } else if self.sid.is_some() {
+        if !resumed && self.sid.is_some() {
             let unconfirmed = match (self.buf.front(), self.buf.back()) {
                 (Some(a), Some(b)) => Some((a.id, b.id)),
                 _ => None,
             };
             self.reset_streams();
             self.emit(SessionEvent::Reset { unconfirmed });
-        } else if w.rx >= self.next_id {
-            self.emit_error(SessionError::BadAck(w.rx));
-        } else {
-            self.on_ack(w.rx);
         }
+        // Also for a new session: the server may have evicted pushes it
+        // queued before this first welcome.
+        self.resume_streams(w.rx, w.lo);
         self.sid = Some(w.sid);
         self.established(resumed);
         self.retransmit_all();
