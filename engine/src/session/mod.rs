@@ -379,6 +379,24 @@ pub enum SendError {
     Closed,
 }
 
+impl SendError {
+    /// Stable short name, as used in test vectors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SendError::BadEventId => "bad_event_id",
+            SendError::ReservedEvent => "reserved_event",
+            SendError::InvalidData(_) => "invalid_data",
+            SendError::TooLarge => "too_large",
+            SendError::NotConnected => "not_connected",
+            SendError::TooManyPending => "too_many_pending",
+            SendError::BadTimeout => "bad_timeout",
+            SendError::UnknownRequest => "unknown_request",
+            SendError::BadIdempotencyKey => "bad_idempotency_key",
+            SendError::Closed => "closed",
+        }
+    }
+}
+
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
