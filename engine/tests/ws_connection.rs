@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use evsock::ws::{
     Accept, ClientRequest, CloseCode, Config, Connection, Error, Event, HandshakeError, Message,
-    OpCode, OriginPolicy, ProtocolError, Reject, State,
+    OpCode, OriginPolicy, Output, ProtocolError, Reject, State,
 };
 use evsock::SeededRng;
 
@@ -13,11 +13,23 @@ fn client(cfg: Config, seed: u64) -> Connection {
     Connection::client(cfg, req, Box::new(SeededRng::new(seed)), 0)
 }
 
-fn drain_bytes(c: &mut Connection) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(b) = c.poll_transmit() {
-        out.extend_from_slice(&b);
+/// Drains like a host: `poll_output` until `Wait`, returning the bytes and
+/// the events.
+fn drain(c: &mut Connection) -> (Vec<u8>, Vec<Event>) {
+    let (mut out, mut evs) = (Vec::new(), Vec::new());
+    loop {
+        match c.poll_output() {
+            Output::Transmit(b) => out.extend_from_slice(&b),
+            Output::Event(e) => evs.push(e),
+            Output::Wait(_) => return (out, evs),
+        }
     }
+}
+
+/// Bytes only; asserts no event was pending (so none is silently lost).
+fn drain_bytes(c: &mut Connection) -> Vec<u8> {
+    let (out, evs) = drain(c);
+    assert!(evs.is_empty(), "unexpected events {evs:?}");
     out
 }
 
@@ -36,24 +48,26 @@ fn pump(
     ce: &mut Vec<Event>,
 ) {
     loop {
-        let to_s = drain_bytes(c);
-        let to_c = drain_bytes(s);
-        if to_s.is_empty() && to_c.is_empty() {
+        let (to_s, evc) = drain(c);
+        ce.extend(evc);
+        let (to_c, evs) = drain(s);
+        let mut accepted = false;
+        for e in evs {
+            if let Event::Request(_) = e {
+                s.accept(Accept::default()).unwrap();
+                accepted = true;
+            }
+            se.push(e);
+        }
+        if to_s.is_empty() && to_c.is_empty() && !accepted {
             break;
         }
         for piece in to_s.chunks(chunk) {
             s.handle_input(now, piece);
         }
-        for e in events(s) {
-            if let Event::Request(_) = e {
-                s.accept(Accept::default()).unwrap();
-            }
-            se.push(e);
-        }
         for piece in to_c.chunks(chunk) {
             c.handle_input(now, piece);
         }
-        ce.extend(events(c));
     }
 }
 
@@ -151,13 +165,13 @@ fn protocol_error_sends_1002_and_closes() {
     let (mut s, _c) = open_pair(Config::without_timers());
     // An unmasked frame from a client.
     s.handle_input(5, &[0x81, 0x01, b'x']);
-    let wire = drain_bytes(&mut s);
+    let (wire, evs) = drain(&mut s);
     assert_eq!(
         &wire[..4],
         &[0x88, wire[1], 0x03, 0xEA],
         "close 1002 expected: {wire:?}"
     );
-    match events(&mut s).as_slice() {
+    match evs.as_slice() {
         [Event::Closed(x)] => {
             assert_eq!(x.code, CloseCode::PROTOCOL_ERROR);
             assert_eq!(
@@ -181,13 +195,13 @@ fn invalid_utf8_and_too_big_get_their_codes() {
     });
     c.send_binary(vec![0u8; 11]).unwrap();
     s.handle_input(1, &drain_bytes(&mut c));
-    let wire = drain_bytes(&mut s);
+    let wire = drain(&mut s).0;
     assert_eq!(&wire[2..4], &1009u16.to_be_bytes());
 
     let (mut s, _c) = open_pair(Config::without_timers());
     // Masked text frame (key 0) holding 0xFF.
     s.handle_input(1, &[0x81, 0x81, 0, 0, 0, 0, 0xFF]);
-    let wire = drain_bytes(&mut s);
+    let wire = drain(&mut s).0;
     assert_eq!(&wire[2..4], &1007u16.to_be_bytes());
 }
 
@@ -220,7 +234,7 @@ fn rejection_and_refused_origin_are_http_answers() {
     s.handle_input(0, &request);
     events(&mut s);
     s.reject(Reject::new(401, "who are you?")).unwrap();
-    let resp = drain_bytes(&mut s);
+    let resp = drain(&mut s).0;
     assert!(resp.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
     assert!(resp.ends_with(b"who are you?"));
     assert!(s.is_closed());
@@ -246,7 +260,7 @@ fn rejection_and_refused_origin_are_http_answers() {
     };
     let mut s = Connection::server(strict, 0);
     s.handle_input(0, &request);
-    assert!(drain_bytes(&mut s).starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
+    assert!(drain(&mut s).0.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
     assert!(s.is_closed());
 }
 
@@ -268,7 +282,9 @@ fn keepalive_pings_and_dead_peer_detection() {
     assert_eq!(ping[0], 0x89);
     assert_eq!(s.poll_timeout(), Some(1500));
     c.handle_input(1100, &ping);
-    s.handle_input(1200, &drain_bytes(&mut c));
+    let (pong, evs) = drain(&mut c);
+    assert!(matches!(evs.as_slice(), [Event::Ping(_)]));
+    s.handle_input(1200, &pong);
     assert!(matches!(events(&mut s).as_slice(), [Event::Pong(_)]));
     assert_eq!(
         s.poll_timeout(),
@@ -281,9 +297,9 @@ fn keepalive_pings_and_dead_peer_detection() {
     s.handle_timeout(2699);
     assert!(!s.is_closed());
     s.handle_timeout(2700);
-    let wire = drain_bytes(&mut s);
+    let (wire, evs) = drain(&mut s);
     assert_eq!(&wire[..4], &[0x88, wire[1], 0x03, 0xF3], "close 1011");
-    match events(&mut s).as_slice() {
+    match evs.as_slice() {
         [Event::Closed(x)] => assert_eq!(x.error, Some(Error::PongTimeout)),
         other => panic!("{other:?}"),
     }
@@ -306,8 +322,10 @@ fn idle_handshake_and_close_timeouts() {
         "input pushes the idle deadline"
     );
     s.handle_timeout(500);
-    let wire = drain_bytes(&mut s);
+    let (wire, evs) = drain(&mut s);
     assert_eq!(&wire[2..4], &1001u16.to_be_bytes());
+    // The message that arrived before the close is still delivered.
+    assert_eq!(evs, vec![Event::Message(Message::Text("x".into()))]);
     assert_eq!(s.state(), State::Closing);
     assert_eq!(s.poll_timeout(), Some(600));
     s.handle_timeout(600);
@@ -356,7 +374,7 @@ fn ping_flood_is_answered_with_bounded_pongs() {
         wire.extend_from_slice(&i.to_be_bytes());
     }
     s.handle_input(1, &wire);
-    let out = drain_bytes(&mut s);
+    let out = drain(&mut s).0;
     let pongs = out.len() / 4;
     assert_eq!(out.len() % 4, 0);
     assert!(pongs <= 16, "{pongs} pongs");
@@ -372,7 +390,7 @@ fn ping_flood_is_answered_with_bounded_pongs() {
         wire.extend_from_slice(&[0x89, 0x81, 0, 0, 0, 0, i]);
     }
     s.handle_input(1, &wire);
-    assert_eq!(drain_bytes(&mut s).len(), 30);
+    assert_eq!(drain(&mut s).0.len(), 30);
 }
 
 #[test]
@@ -432,4 +450,48 @@ fn server_payloads_are_not_copied() {
     let chunks: Vec<Bytes> = std::iter::from_fn(|| s.poll_transmit()).collect();
     assert!(chunks.iter().any(|c| c.as_ptr() == big.as_ptr()));
     assert_eq!(s.buffered_amount(), 0);
+}
+
+/// Autobahn 3.2 / 5.15: a valid message and a bad frame in one read. The
+/// echo of the message must leave before the close that the bad frame
+/// causes, so decoding waits for the application.
+#[test]
+fn reply_to_a_message_precedes_the_failure_behind_it() {
+    let (mut s, _c) = open_pair(Config::without_timers());
+    let mut wire = vec![0x81, 0x82, 0, 0, 0, 0, b'o', b'k'];
+    wire.extend_from_slice(&[0xC1, 0x80, 0, 0, 0, 0]); // RSV1 set: illegal
+    s.handle_input(1, &wire);
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    loop {
+        match s.poll_output() {
+            Output::Transmit(b) => out.extend_from_slice(&b),
+            Output::Event(Event::Message(m)) => {
+                s.send(m.clone()).unwrap();
+                seen.push(Event::Message(m));
+            }
+            Output::Event(e) => seen.push(e),
+            Output::Wait(_) => break,
+        }
+    }
+    assert_eq!(&out[..4], &[0x81, 0x02, b'o', b'k'], "echo first: {out:?}");
+    assert_eq!(&out[4..8], &[0x88, out[5], 0x03, 0xEA], "then close 1002");
+    assert!(matches!(seen.last(), Some(Event::Closed(c)) if c.code == CloseCode::PROTOCOL_ERROR));
+}
+
+/// A message and the peer's close in one read: the application may still
+/// answer the message before the close reply goes out.
+#[test]
+fn reply_to_a_message_precedes_the_close_reply() {
+    let (mut s, _c) = open_pair(Config::without_timers());
+    let mut wire = vec![0x81, 0x82, 0, 0, 0, 0, b'h', b'i'];
+    wire.extend_from_slice(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8]);
+    s.handle_input(1, &wire);
+    match s.poll_event() {
+        Some(Event::Message(m)) => s.send(m).unwrap(),
+        other => panic!("{other:?}"),
+    }
+    let (out, evs) = drain(&mut s);
+    assert_eq!(out, vec![0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xE8]);
+    assert!(matches!(evs.as_slice(), [Event::Closed(c)] if c.clean && c.by_peer));
 }

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use evsock::ws::{
-    Accept, ClientRequest, CloseCode, Config, Connection, Event, Message, OriginPolicy, Reject,
-    State,
+    Accept, ClientRequest, CloseCode, Config, Connection, Event, Message, OriginPolicy, Output,
+    Reject, State,
 };
 use evsock::SeededRng;
 use serde_json::{json, Map, Value};
@@ -171,9 +171,15 @@ fn run_vector(v: &Value) {
             (None, Err(e)) => panic!("{ctx}: unexpected error {e}"),
             (None, Ok(())) => {}
         }
+        // Drain the way a host does: one poll_output loop until Wait.
         let mut out = Vec::new();
-        while let Some(b) = conn.poll_transmit() {
-            out.extend_from_slice(&b);
+        let mut events = Vec::new();
+        loop {
+            match conn.poll_output() {
+                Output::Transmit(b) => out.extend_from_slice(&b),
+                Output::Event(e) => events.push(event_json(&e)),
+                Output::Wait(_) => break,
+            }
         }
         if let Some(h) = step.get("transmit") {
             assert_eq!(hex(&out), h.as_str().unwrap(), "{ctx}: transmit");
@@ -189,9 +195,6 @@ fn run_vector(v: &Value) {
             let got = String::from_utf8_lossy(&out);
             assert!(got.starts_with(t.as_str().unwrap()), "{ctx}: got {got:?}");
         }
-        let events: Vec<Value> = std::iter::from_fn(|| conn.poll_event())
-            .map(|e| event_json(&e))
-            .collect();
         if let Some(want) = step.get("events") {
             assert_eq!(&Value::Array(events), want, "{ctx}: events");
         } else {

@@ -12,6 +12,13 @@
 //!                                Output::Wait(d)     => { arm a timer for d; break } } }
 //!                            and once conn.is_closed(), close the socket.
 //! ```
+//!
+//! Frames are decoded lazily, one event at a time, as the host polls. Each
+//! event is therefore handled in the state it arrived in: a reply sent while
+//! handling a message leaves before the close frame that answers a protocol
+//! error (or a peer's close) found later in the same read. Hosts that drain
+//! separately should take events first, then transmits (as with wsproto);
+//! `poll_output` does the interleaving itself.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -261,8 +268,11 @@ impl Connection {
                 self.idle_deadline = Some(now.saturating_add(t));
             }
         }
-        self.process();
-        self.reader.release(self.cfg.buffer_retain);
+        // The handshake is decoded at once (the host's decision depends on
+        // it and it holds no application data); frames wait to be polled.
+        if self.state() == State::Handshake {
+            self.process();
+        }
     }
 
     /// Tells the connection the transport reached end of stream.
@@ -326,48 +336,60 @@ impl Connection {
         }
     }
 
+    /// Decodes input until one event is queued or the input runs out.
     fn process(&mut self) {
-        loop {
-            match &self.phase {
-                Phase::Closed => return,
-                Phase::ServerReading => {
-                    match handshake::parse_request(self.reader.buffered(), &self.cfg) {
-                        Ok(Parsed::Partial) => return,
-                        Ok(Parsed::Complete(req, n)) => {
-                            self.reader.consume(n);
-                            let req = Box::new(req);
-                            self.phase = Phase::ServerDeciding(req.clone());
-                            self.events.push_back(Event::Request(req));
-                            return;
-                        }
-                        Err(e) => return self.refuse(e, &[], None),
+        let before = self.events.len();
+        while self.events.len() == before && self.process_step() {}
+        if self.reader.buffered().is_empty() {
+            self.reader.release(self.cfg.buffer_retain);
+        }
+    }
+
+    /// One decoding step; false when nothing more can be decoded now.
+    fn process_step(&mut self) -> bool {
+        match &self.phase {
+            Phase::Closed => false,
+            Phase::ServerReading => {
+                match handshake::parse_request(self.reader.buffered(), &self.cfg) {
+                    Ok(Parsed::Partial) => {}
+                    Ok(Parsed::Complete(req, n)) => {
+                        self.reader.consume(n);
+                        let req = Box::new(req);
+                        self.phase = Phase::ServerDeciding(req.clone());
+                        self.events.push_back(Event::Request(req));
                     }
+                    Err(e) => self.refuse(e, &[], None),
                 }
-                Phase::ServerDeciding(_) => {
-                    if self.reader.buffered().len() > self.cfg.max_handshake_bytes {
-                        self.refuse(HandshakeError::EarlyDataTooLarge, &[], None);
-                    }
-                    return;
-                }
-                Phase::ClientWaiting { key, request } => {
-                    match handshake::parse_response(self.reader.buffered(), key, request, &self.cfg)
-                    {
-                        Ok(Parsed::Partial) => return,
-                        Ok(Parsed::Complete(resp, n)) => {
-                            self.reader.consume(n);
-                            self.open(resp.subprotocol);
-                        }
-                        Err(e) => return self.finish(Some(Error::Handshake(e))),
-                    }
-                }
-                Phase::Open | Phase::CloseSent | Phase::AwaitEof => {
-                    match self.reader.next(&self.cfg) {
-                        Ok(Some(unit)) => self.on_incoming(unit),
-                        Ok(None) => return,
-                        Err(e) => return self.fail(e),
-                    }
-                }
+                false
             }
+            Phase::ServerDeciding(_) => {
+                if self.reader.buffered().len() > self.cfg.max_handshake_bytes {
+                    self.refuse(HandshakeError::EarlyDataTooLarge, &[], None);
+                }
+                false
+            }
+            Phase::ClientWaiting { key, request } => {
+                match handshake::parse_response(self.reader.buffered(), key, request, &self.cfg) {
+                    Ok(Parsed::Partial) => {}
+                    Ok(Parsed::Complete(resp, n)) => {
+                        self.reader.consume(n);
+                        self.open(resp.subprotocol);
+                    }
+                    Err(e) => self.finish(Some(Error::Handshake(e))),
+                }
+                false
+            }
+            Phase::Open | Phase::CloseSent | Phase::AwaitEof => match self.reader.next(&self.cfg) {
+                Ok(Some(unit)) => {
+                    self.on_incoming(unit);
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => {
+                    self.fail(e);
+                    false
+                }
+            },
         }
     }
 
@@ -502,9 +524,8 @@ impl Connection {
         };
         let (resp, proto) = handshake::accept_response(req, &accept);
         self.writer.raw(&resp, self.cfg.buffer_retain);
+        // Frames that arrived right behind the request wait to be polled.
         self.open(proto);
-        // Frames that arrived right behind the request.
-        self.process();
         Ok(())
     }
 
@@ -717,7 +738,13 @@ impl Connection {
     }
 
     /// The next event for the application.
+    ///
+    /// Decodes buffered input as needed, so replies sent while handling an
+    /// event are queued before anything that later input causes.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.process();
+        }
         let e = self.events.pop_front();
         if self.events.is_empty() && self.events.capacity() > 8 {
             self.events = VecDeque::new();
@@ -740,11 +767,24 @@ impl Connection {
 
     /// Transmit first, then events, then the deadline to wait for.
     pub fn poll_output(&mut self) -> Output {
-        if let Some(t) = self.poll_transmit() {
+        let retain = self.cfg.buffer_retain;
+        if let Some(t) = self.writer.pop(retain) {
             return Output::Transmit(t);
+        }
+        if self.events.is_empty() {
+            self.process();
+            // Bytes that decoding produced (a close reply) go first.
+            if let Some(t) = self.writer.pop(retain) {
+                return Output::Transmit(t);
+            }
         }
         if let Some(e) = self.poll_event() {
             return Output::Event(e);
+        }
+        // Nothing left to decode: pongs owed for this batch of input go now,
+        // so a burst of pings is answered once per batch, not per ping.
+        if let Some(t) = self.poll_transmit() {
+            return Output::Transmit(t);
         }
         Output::Wait(self.poll_timeout())
     }
