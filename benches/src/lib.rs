@@ -1,1 +1,21 @@
-//! Benchmarks of evsock against its peers (work in progress).
+//! Benchmarks of evsock against its peers.
+//!
+//! - [`wire`] builds the inputs (client frames encoded here, independently
+//!   of every implementation under test);
+//! - [`stream`] is the in-memory transport every contender reads and
+//!   writes through;
+//! - [`contenders`] wraps evsock, tungstenite, fastwebsockets and a plain
+//!   memcpy to do the same job;
+//! - [`cases`] lists the cases; [`measure`] times them interleaved and
+//!   prints the ratio table;
+//! - [`alloc`] counts heap bytes for the idle-memory benchmark.
+//!
+//! The bench targets in `benches/` put these together; `scripts/bench.sh`
+//! runs them all.
+
+pub mod alloc;
+pub mod cases;
+pub mod contenders;
+pub mod measure;
+pub mod stream;
+pub mod wire;

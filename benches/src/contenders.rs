@@ -1,0 +1,497 @@
+//! The implementations under test, each wrapped to do the same job on the
+//! same bytes: evsock, tungstenite, fastwebsockets, and a plain memcpy of
+//! the bytes as the physical ceiling.
+//!
+//! Server side ("parse"): read every frame of an [`Inbound`], unmask it,
+//! validate text as UTF-8, reassemble fragments, answer pings, and hand
+//! each whole message to the application (which only looks at its length).
+//!
+//! Client side ("encode"): send `count` binary messages, masked, flushing
+//! after every [`BATCH`] messages into a [`Sink`].
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use evsock::ws::{Accept, ClientRequest, Config, Connection, Event};
+use evsock::SeededRng;
+
+use crate::stream::{MemStream, Sink};
+use crate::wire::{Inbound, UPGRADE_REQUEST};
+
+/// What one run produced; every contender of a case must agree on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whole data messages delivered (parse) or sent (encode).
+    pub messages: u64,
+    /// Their payload bytes.
+    pub payload_bytes: u64,
+    /// Pong frames written in answer to pings.
+    pub pongs: u64,
+}
+
+/// One implementation doing one case's job.
+pub trait Contender {
+    /// Short name for tables.
+    fn name(&self) -> &'static str;
+    /// Untimed setup before each run (fresh connection state).
+    fn prepare(&mut self) {}
+    /// The timed work.
+    fn run(&mut self) -> Outcome;
+}
+
+/// Messages sent between two flushes on the client side.
+pub const BATCH: usize = 16;
+
+// ----- evsock -------------------------------------------------------------
+
+/// An evsock server connection that has completed its handshake.
+pub fn evsock_server(cfg: Arc<Config>) -> Connection {
+    let mut c = Connection::server(cfg, 0);
+    c.handle_input(0, UPGRADE_REQUEST);
+    match c.poll_event() {
+        Some(Event::Request(_)) => {}
+        other => panic!("expected an upgrade request, got {other:?}"),
+    }
+    c.accept(Accept::default()).expect("accept");
+    while c.poll_transmit().is_some() {}
+    while let Some(e) = c.poll_event() {
+        assert!(matches!(e, Event::Open { .. }), "{e:?}");
+    }
+    c
+}
+
+/// An evsock client connection that has completed its handshake (against
+/// an evsock server in memory).
+pub fn evsock_client(cfg: Arc<Config>, seed: u64) -> Connection {
+    let req = ClientRequest::new("localhost", "/chat");
+    let mut c = Connection::client(cfg.clone(), req, Box::new(SeededRng::new(seed)), 0);
+    let mut s = Connection::server(cfg, 0);
+    while let Some(b) = c.poll_transmit() {
+        s.handle_input(0, &b);
+    }
+    match s.poll_event() {
+        Some(Event::Request(_)) => {}
+        other => panic!("expected an upgrade request, got {other:?}"),
+    }
+    s.accept(Accept::default()).expect("accept");
+    while let Some(b) = s.poll_transmit() {
+        c.handle_input(0, &b);
+    }
+    match c.poll_event() {
+        Some(Event::Open { .. }) => {}
+        other => panic!("expected open, got {other:?}"),
+    }
+    c
+}
+
+/// evsock as a server parses an inbound stream.
+///
+/// With `host_copy` the bytes are first copied into a host read buffer
+/// (what `recv` into the host's buffer costs) and then handed to
+/// `handle_input`, which copies them again into the reader: the real cost
+/// of the current API. Without it the input slice is handed over directly,
+/// which is what an API letting the host read straight into the engine's
+/// buffer would cost.
+pub struct EvsockParse {
+    input: Arc<Inbound>,
+    cfg: Arc<Config>,
+    conn: Option<Connection>,
+    host_buf: Vec<u8>,
+    host_copy: bool,
+    sink: Sink,
+}
+
+impl EvsockParse {
+    /// A contender for `input`.
+    pub fn new(input: Arc<Inbound>, host_copy: bool) -> Self {
+        let host_buf = vec![0u8; input.read_size];
+        EvsockParse {
+            input,
+            cfg: Arc::new(Config::without_timers()),
+            conn: None,
+            host_buf,
+            host_copy,
+            sink: Sink::new(),
+        }
+    }
+}
+
+impl Contender for EvsockParse {
+    fn name(&self) -> &'static str {
+        if self.host_copy {
+            "evsock"
+        } else {
+            "evsock-direct"
+        }
+    }
+
+    fn prepare(&mut self) {
+        self.conn = Some(evsock_server(self.cfg.clone()));
+        self.sink.reset();
+    }
+
+    fn run(&mut self) -> Outcome {
+        let conn = self.conn.as_mut().expect("prepared");
+        let mut out = Outcome::default();
+        let input = &self.input;
+        for piece in input.wire.chunks(input.read_size) {
+            if self.host_copy {
+                let buf = &mut self.host_buf[..piece.len()];
+                buf.copy_from_slice(piece);
+                conn.handle_input(0, buf);
+            } else {
+                conn.handle_input(0, piece);
+            }
+            while let Some(e) = conn.poll_event() {
+                match e {
+                    Event::Message(m) => {
+                        out.messages += 1;
+                        out.payload_bytes += std::hint::black_box(&m).len() as u64;
+                    }
+                    Event::Ping(_) => {}
+                    other => panic!("unexpected event {other:?}"),
+                }
+            }
+            while let Some(b) = conn.poll_transmit() {
+                self.sink.put(&b);
+            }
+        }
+        // Every pong here is 2 + 8 bytes (unmasked, 8-byte payload).
+        out.pongs = self.sink.written / 10;
+        out
+    }
+}
+
+/// evsock as a client encodes and masks binary messages.
+pub struct EvsockEncode {
+    payload: Bytes,
+    count: usize,
+    cfg: Arc<Config>,
+    conn: Option<Connection>,
+    sink: Sink,
+}
+
+impl EvsockEncode {
+    /// `count` messages of `payload`.
+    pub fn new(payload: Bytes, count: usize) -> Self {
+        EvsockEncode {
+            payload,
+            count,
+            cfg: Arc::new(Config::without_timers()),
+            conn: None,
+            sink: Sink::new(),
+        }
+    }
+}
+
+impl Contender for EvsockEncode {
+    fn name(&self) -> &'static str {
+        "evsock"
+    }
+
+    fn prepare(&mut self) {
+        self.conn = Some(evsock_client(self.cfg.clone(), 5));
+        self.sink.reset();
+    }
+
+    fn run(&mut self) -> Outcome {
+        let conn = self.conn.as_mut().expect("prepared");
+        let mut sent = 0;
+        while sent < self.count {
+            let n = BATCH.min(self.count - sent);
+            for _ in 0..n {
+                conn.send_binary(self.payload.clone()).expect("send");
+            }
+            sent += n;
+            while let Some(b) = conn.poll_transmit() {
+                self.sink.put(&b);
+            }
+        }
+        Outcome {
+            messages: sent as u64,
+            payload_bytes: (sent * self.payload.len()) as u64,
+            pongs: 0,
+        }
+    }
+}
+
+// ----- tungstenite --------------------------------------------------------
+
+/// tungstenite (server role over an in-memory stream) parses the input.
+pub struct TungsteniteParse {
+    input: Arc<Inbound>,
+}
+
+impl TungsteniteParse {
+    /// A contender for `input`.
+    pub fn new(input: Arc<Inbound>) -> Self {
+        TungsteniteParse { input }
+    }
+}
+
+impl Contender for TungsteniteParse {
+    fn name(&self) -> &'static str {
+        "tungstenite"
+    }
+
+    fn run(&mut self) -> Outcome {
+        use tungstenite::protocol::{Role, WebSocket};
+        use tungstenite::Message as M;
+        let stream = MemStream::new(&self.input.wire, self.input.read_size);
+        let mut ws = WebSocket::from_raw_socket(stream, Role::Server, None);
+        let mut out = Outcome::default();
+        loop {
+            match ws.read() {
+                Ok(M::Text(t)) => {
+                    out.messages += 1;
+                    out.payload_bytes += std::hint::black_box(&t).len() as u64;
+                }
+                Ok(M::Binary(b)) => {
+                    out.messages += 1;
+                    out.payload_bytes += std::hint::black_box(&b).len() as u64;
+                }
+                Ok(M::Ping(_)) => {}
+                Ok(other) => panic!("unexpected message {other:?}"),
+                Err(e) if ws.get_ref().exhausted() => {
+                    // The input ran out: the usual end of a run. Write the
+                    // last queued pong, as the next read would have.
+                    let _ = e;
+                    let _ = ws.flush();
+                    break;
+                }
+                Err(e) => panic!("tungstenite failed: {e}"),
+            }
+        }
+        let written = ws.get_ref().sink.written;
+        // Every pong here is 2 + 8 bytes (unmasked, 8-byte payload).
+        out.pongs = written / 10;
+        out
+    }
+}
+
+/// tungstenite as a client encodes and masks binary messages.
+pub struct TungsteniteEncode {
+    payload: Bytes,
+    count: usize,
+}
+
+impl TungsteniteEncode {
+    /// `count` messages of `payload`.
+    pub fn new(payload: Bytes, count: usize) -> Self {
+        TungsteniteEncode { payload, count }
+    }
+}
+
+impl Contender for TungsteniteEncode {
+    fn name(&self) -> &'static str {
+        "tungstenite"
+    }
+
+    fn run(&mut self) -> Outcome {
+        use tungstenite::protocol::{Role, WebSocket};
+        let stream = MemStream::new(&[], 1);
+        let mut ws = WebSocket::from_raw_socket(stream, Role::Client, None);
+        let mut sent = 0;
+        while sent < self.count {
+            let n = BATCH.min(self.count - sent);
+            for _ in 0..n {
+                ws.write(tungstenite::Message::Binary(self.payload.clone()))
+                    .expect("write");
+            }
+            ws.flush().expect("flush");
+            sent += n;
+        }
+        std::hint::black_box(ws.get_ref().sink.written);
+        Outcome {
+            messages: sent as u64,
+            payload_bytes: (sent * self.payload.len()) as u64,
+            pongs: 0,
+        }
+    }
+}
+
+// ----- fastwebsockets -----------------------------------------------------
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// fastwebsockets (server role, with its `FragmentCollector` so that
+/// fragmented text is reassembled and validated) parses the input.
+pub struct FastwsParse {
+    input: Arc<Inbound>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl FastwsParse {
+    /// A contender for `input`.
+    pub fn new(input: Arc<Inbound>) -> Self {
+        FastwsParse {
+            input,
+            rt: current_thread_runtime(),
+        }
+    }
+}
+
+impl Contender for FastwsParse {
+    fn name(&self) -> &'static str {
+        "fastwebsockets"
+    }
+
+    fn run(&mut self) -> Outcome {
+        use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket};
+        let input = &self.input;
+        self.rt.block_on(async {
+            let stream = MemStream::new(&input.wire, input.read_size);
+            let mut ws = WebSocket::after_handshake(stream, Role::Server);
+            ws.set_auto_close(true);
+            ws.set_auto_pong(true);
+            let mut ws = FragmentCollector::new(ws);
+            let mut out = Outcome::default();
+            loop {
+                match ws.read_frame().await {
+                    Ok(f) => match f.opcode {
+                        OpCode::Text | OpCode::Binary => {
+                            out.messages += 1;
+                            out.payload_bytes += std::hint::black_box(&f.payload).len() as u64;
+                        }
+                        other => panic!("unexpected frame {other:?}"),
+                    },
+                    Err(fastwebsockets::WebSocketError::UnexpectedEOF) => break,
+                    Err(e) => panic!("fastwebsockets failed: {e}"),
+                }
+            }
+            let stream = ws.into_inner();
+            assert!(stream.exhausted());
+            out.pongs = stream.sink.written / 10;
+            out
+        })
+    }
+}
+
+/// fastwebsockets as a client encodes and masks binary messages.
+pub struct FastwsEncode {
+    payload: Bytes,
+    count: usize,
+    rt: tokio::runtime::Runtime,
+}
+
+impl FastwsEncode {
+    /// `count` messages of `payload`.
+    pub fn new(payload: Bytes, count: usize) -> Self {
+        FastwsEncode {
+            payload,
+            count,
+            rt: current_thread_runtime(),
+        }
+    }
+}
+
+impl Contender for FastwsEncode {
+    fn name(&self) -> &'static str {
+        "fastwebsockets"
+    }
+
+    fn run(&mut self) -> Outcome {
+        use fastwebsockets::{Frame, Payload, Role, WebSocket};
+        let payload = &self.payload;
+        let count = self.count;
+        self.rt.block_on(async {
+            let stream = MemStream::new(&[], 1);
+            let mut ws = WebSocket::after_handshake(stream, Role::Client);
+            let mut sent = 0;
+            while sent < count {
+                let n = BATCH.min(count - sent);
+                for _ in 0..n {
+                    let frame = Frame::binary(Payload::Borrowed(payload));
+                    ws.write_frame(frame).await.expect("write");
+                }
+                ws.flush().await.expect("flush");
+                sent += n;
+            }
+            std::hint::black_box(ws.into_inner().sink.written);
+            Outcome {
+                messages: sent as u64,
+                payload_bytes: (sent * payload.len()) as u64,
+                pongs: 0,
+            }
+        })
+    }
+}
+
+// ----- the ceiling --------------------------------------------------------
+
+/// Copies the inbound bytes once, read by read, into a buffer as large as
+/// the input: the least any parser must do (the bytes have to land
+/// somewhere). It reports the expected outcome so it lines up with the
+/// others.
+pub struct MemcpyParse {
+    input: Arc<Inbound>,
+    dst: Vec<u8>,
+}
+
+impl MemcpyParse {
+    /// A ceiling for `input`.
+    pub fn new(input: Arc<Inbound>) -> Self {
+        let dst = vec![0u8; input.wire.len()];
+        MemcpyParse { input, dst }
+    }
+}
+
+impl Contender for MemcpyParse {
+    fn name(&self) -> &'static str {
+        "memcpy"
+    }
+
+    fn run(&mut self) -> Outcome {
+        let rs = self.input.read_size;
+        for (d, s) in self.dst.chunks_mut(rs).zip(self.input.wire.chunks(rs)) {
+            d.copy_from_slice(s);
+            std::hint::black_box(&d[0]);
+        }
+        let e = self.input.expect;
+        Outcome {
+            messages: e.messages,
+            payload_bytes: e.payload_bytes,
+            pongs: e.pings,
+        }
+    }
+}
+
+/// Copies each message's payload once into a sink: the ceiling for encode.
+pub struct MemcpyEncode {
+    payload: Bytes,
+    count: usize,
+    sink: Sink,
+}
+
+impl MemcpyEncode {
+    /// `count` copies of `payload`.
+    pub fn new(payload: Bytes, count: usize) -> Self {
+        MemcpyEncode {
+            payload,
+            count,
+            sink: Sink::new(),
+        }
+    }
+}
+
+impl Contender for MemcpyEncode {
+    fn name(&self) -> &'static str {
+        "memcpy"
+    }
+
+    fn run(&mut self) -> Outcome {
+        for _ in 0..self.count {
+            self.sink.put(&self.payload);
+        }
+        std::hint::black_box(self.sink.held());
+        Outcome {
+            messages: self.count as u64,
+            payload_bytes: (self.count * self.payload.len()) as u64,
+            pongs: 0,
+        }
+    }
+}
