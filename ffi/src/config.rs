@@ -1,0 +1,374 @@
+//! `evsock_config`: connection settings, built up by the host and copied
+//! into each connection it creates.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use evsock::ws::{Config, OriginPolicy};
+
+use crate::status::{evsock_status, guard, Fail, FfiResult};
+use crate::util::{c_str_arg, is_token};
+
+/// Opaque connection settings. Create with `evsock_config_new` (or
+/// `evsock_config_new_without_timers`), change with `evsock_config_set` and
+/// friends, free with `evsock_config_free`.
+pub struct evsock_config {
+    _opaque: [u8; 0],
+}
+
+const CONFIG_MAGIC: u64 = 0x6576_736f_636b_4346; // "evsockCF"
+
+/// What an `evsock_config *` really points at.
+#[repr(C)]
+pub(crate) struct ConfigHandle {
+    magic: u64,
+    pub(crate) cfg: Arc<Config>,
+}
+
+/// Keys for `evsock_config_set` / `evsock_config_get`.
+///
+/// Sizes are in bytes and must be at least 1. Timers are milliseconds of the
+/// host's clock, and 0 turns a timer off. Flags are 0 or 1.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum evsock_option {
+    /// Largest frame payload accepted (1009 beyond it). Default 16 MiB.
+    EVSOCK_OPT_MAX_FRAME_SIZE = 1,
+    /// Largest message, summed over fragments (1009 beyond it). Default 16 MiB.
+    EVSOCK_OPT_MAX_MESSAGE_SIZE = 2,
+    /// Most fragments in one message (1008 beyond it). Default 131072.
+    EVSOCK_OPT_MAX_FRAGMENTS = 3,
+    /// Largest HTTP upgrade head (431 beyond it). Default 16 KiB.
+    EVSOCK_OPT_MAX_HANDSHAKE_BYTES = 4,
+    /// Most header fields in an upgrade request (431). Default 64.
+    EVSOCK_OPT_MAX_HEADERS = 5,
+    /// Most bytes queued for writing before sends fail with
+    /// `EVSOCK_ERR_OUTBOUND_FULL`. Default 64 MiB.
+    EVSOCK_OPT_MAX_OUTBOUND_BYTES = 6,
+    /// Send a keep-alive ping this long after the last answer. Default 30000.
+    EVSOCK_OPT_PING_INTERVAL_MS = 7,
+    /// Fail the connection when a ping is unanswered this long. Default 30000.
+    EVSOCK_OPT_PONG_TIMEOUT_MS = 8,
+    /// Close (1001) when nothing arrives for this long. Default 0 (off).
+    EVSOCK_OPT_IDLE_TIMEOUT_MS = 9,
+    /// Give up on a handshake that takes longer. Default 10000.
+    EVSOCK_OPT_HANDSHAKE_TIMEOUT_MS = 10,
+    /// Stop waiting for the peer's side of the close this long. Default 5000.
+    EVSOCK_OPT_CLOSE_TIMEOUT_MS = 11,
+    /// Answer pings automatically (flag). Default 1.
+    EVSOCK_OPT_AUTO_PONG = 12,
+    /// Bytes of read/write buffer kept between messages. Default 4096; 0 is
+    /// allowed (cheapest idle connections).
+    EVSOCK_OPT_BUFFER_RETAIN = 13,
+    /// With an origin allow-list (`evsock_config_allow_origin`), accept
+    /// requests that carry no Origin header (flag). Default 0.
+    EVSOCK_OPT_ALLOW_MISSING_ORIGIN = 14,
+}
+
+use evsock_option::*;
+
+impl evsock_option {
+    fn from_u32(v: u32) -> Option<evsock_option> {
+        const ALL: [evsock_option; 14] = [
+            EVSOCK_OPT_MAX_FRAME_SIZE,
+            EVSOCK_OPT_MAX_MESSAGE_SIZE,
+            EVSOCK_OPT_MAX_FRAGMENTS,
+            EVSOCK_OPT_MAX_HANDSHAKE_BYTES,
+            EVSOCK_OPT_MAX_HEADERS,
+            EVSOCK_OPT_MAX_OUTBOUND_BYTES,
+            EVSOCK_OPT_PING_INTERVAL_MS,
+            EVSOCK_OPT_PONG_TIMEOUT_MS,
+            EVSOCK_OPT_IDLE_TIMEOUT_MS,
+            EVSOCK_OPT_HANDSHAKE_TIMEOUT_MS,
+            EVSOCK_OPT_CLOSE_TIMEOUT_MS,
+            EVSOCK_OPT_AUTO_PONG,
+            EVSOCK_OPT_BUFFER_RETAIN,
+            EVSOCK_OPT_ALLOW_MISSING_ORIGIN,
+        ];
+        ALL.iter().copied().find(|o| *o as u32 == v)
+    }
+}
+
+/// Borrows the config behind a handle, checking NULL and the handle's tag.
+///
+/// # Safety
+/// `ptr` is NULL or was returned by `evsock_config_new*` and not freed.
+pub(crate) unsafe fn config_ref<'a>(ptr: *const evsock_config) -> Result<&'a ConfigHandle, Fail> {
+    if ptr.is_null() {
+        return Err(Fail::null("config"));
+    }
+    let h = ptr.cast::<ConfigHandle>();
+    // SAFETY: the caller promises `ptr` came from `evsock_config_new*`, so it
+    // points at a live `ConfigHandle`. The tag check catches some misuse
+    // (another handle type passed in) on a best-effort basis.
+    let h = unsafe { &*h };
+    if h.magic != CONFIG_MAGIC {
+        return Err(Fail::arg("not an evsock_config handle (or already freed)"));
+    }
+    Ok(h)
+}
+
+/// Mutable version of [`config_ref`].
+///
+/// # Safety
+/// As for [`config_ref`], and no other reference to the handle is live.
+unsafe fn config_mut<'a>(ptr: *mut evsock_config) -> Result<&'a mut ConfigHandle, Fail> {
+    // SAFETY: forwarded contract; the check reads only the tag.
+    unsafe { config_ref(ptr)? };
+    // SAFETY: checked non-NULL and tagged above; the caller guarantees
+    // exclusive access while a setter runs (documented in the header).
+    Ok(unsafe { &mut *ptr.cast::<ConfigHandle>() })
+}
+
+fn new_handle(cfg: Config, out: *mut *mut evsock_config) -> FfiResult {
+    if out.is_null() {
+        return Err(Fail::null("out"));
+    }
+    let h = Box::new(ConfigHandle {
+        magic: CONFIG_MAGIC,
+        cfg: Arc::new(cfg),
+    });
+    // SAFETY: `out` is non-NULL and the caller promises it is writable.
+    unsafe { out.write(Box::into_raw(h).cast()) };
+    Ok(evsock_status::EVSOCK_OK)
+}
+
+/// Creates a config with evsock's defaults (suited to browser-facing
+/// servers: 16 MiB messages, 30 s keep-alive pings, 10 s handshake timeout).
+///
+/// On success `*out` receives a new handle that the caller owns and must
+/// release with `evsock_config_free`. On failure `*out` is left untouched.
+///
+/// # Safety
+/// `out` must be NULL (an error) or point to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_new(out: *mut *mut evsock_config) -> evsock_status {
+    guard(|| new_handle(Config::default(), out))
+}
+
+/// Creates a config like `evsock_config_new` but with every timer off (no
+/// keep-alive, handshake, idle or close timeouts): for tests, and for hosts
+/// that run their own timers. Ownership as for `evsock_config_new`.
+///
+/// # Safety
+/// As for `evsock_config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_new_without_timers(
+    out: *mut *mut evsock_config,
+) -> evsock_status {
+    guard(|| new_handle(Config::without_timers(), out))
+}
+
+/// Frees a config. NULL is ignored. Connections created from it keep their
+/// own copy and are not affected.
+///
+/// # Safety
+/// `cfg` must be NULL or a handle from `evsock_config_new*` that was not
+/// freed yet; it must not be used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_free(cfg: *mut evsock_config) {
+    let _ = guard(|| {
+        if cfg.is_null() {
+            return Ok(evsock_status::EVSOCK_OK);
+        }
+        // SAFETY: per the contract `cfg` is a live handle from
+        // `evsock_config_new*`; `config_mut` checks its tag.
+        let h = unsafe { config_mut(cfg)? };
+        h.magic = 0;
+        // SAFETY: the handle was made by `Box::into_raw` in `new_handle`
+        // and is freed exactly once (the tag is cleared above).
+        drop(unsafe { Box::from_raw(cfg.cast::<ConfigHandle>()) });
+        Ok(evsock_status::EVSOCK_OK)
+    });
+}
+
+fn size(v: u64) -> Result<usize, Fail> {
+    match usize::try_from(v) {
+        Ok(0) => Err(Fail::arg("size limits must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(Fail::arg("size does not fit in size_t")),
+    }
+}
+
+fn timer(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+fn flag(v: u64) -> Result<bool, Fail> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(Fail::arg("flags must be 0 or 1")),
+    }
+}
+
+/// Sets one option (see `evsock_option` for units and defaults). Returns
+/// `EVSOCK_ERR_INVALID_ARGUMENT` for an unknown option or a value out of
+/// range, and `EVSOCK_ERR_INVALID_STATE` for
+/// `EVSOCK_OPT_ALLOW_MISSING_ORIGIN` without an origin allow-list.
+///
+/// # Safety
+/// `cfg` must be NULL (an error) or a live config handle not used by another
+/// thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_set(
+    cfg: *mut evsock_config,
+    option: u32,
+    value: u64,
+) -> evsock_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let h = unsafe { config_mut(cfg)? };
+        let opt = evsock_option::from_u32(option)
+            .ok_or_else(|| Fail::arg(format!("unknown option {option}")))?;
+        let c = Arc::make_mut(&mut h.cfg);
+        match opt {
+            EVSOCK_OPT_MAX_FRAME_SIZE => c.max_frame_size = size(value)?,
+            EVSOCK_OPT_MAX_MESSAGE_SIZE => c.max_message_size = size(value)?,
+            EVSOCK_OPT_MAX_FRAGMENTS => c.max_fragments = size(value)?,
+            EVSOCK_OPT_MAX_HANDSHAKE_BYTES => c.max_handshake_bytes = size(value)?,
+            EVSOCK_OPT_MAX_HEADERS => c.max_headers = size(value)?,
+            EVSOCK_OPT_MAX_OUTBOUND_BYTES => c.max_outbound_bytes = size(value)?,
+            EVSOCK_OPT_PING_INTERVAL_MS => c.ping_interval_ms = timer(value),
+            EVSOCK_OPT_PONG_TIMEOUT_MS => c.pong_timeout_ms = timer(value),
+            EVSOCK_OPT_IDLE_TIMEOUT_MS => c.idle_timeout_ms = timer(value),
+            EVSOCK_OPT_HANDSHAKE_TIMEOUT_MS => c.handshake_timeout_ms = timer(value),
+            EVSOCK_OPT_CLOSE_TIMEOUT_MS => c.close_timeout_ms = timer(value),
+            EVSOCK_OPT_AUTO_PONG => c.auto_pong = flag(value)?,
+            EVSOCK_OPT_BUFFER_RETAIN => {
+                c.buffer_retain =
+                    usize::try_from(value).map_err(|_| Fail::arg("size does not fit in size_t"))?
+            }
+            EVSOCK_OPT_ALLOW_MISSING_ORIGIN => {
+                let v = flag(value)?;
+                match &mut c.origin_policy {
+                    OriginPolicy::AllowList { allow_missing, .. } => *allow_missing = v,
+                    OriginPolicy::Any => {
+                        return Err(Fail::new(
+                            evsock_status::EVSOCK_ERR_INVALID_STATE,
+                            "EVSOCK_OPT_ALLOW_MISSING_ORIGIN needs an allow-list: \
+                             call evsock_config_allow_origin first",
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(evsock_status::EVSOCK_OK)
+    })
+}
+
+/// Reads one option into `*value`, in the units `evsock_config_set` takes
+/// (a timer that is off reads as 0). `ALLOW_MISSING_ORIGIN` reads 1 when
+/// there is no allow-list (every request is accepted).
+///
+/// # Safety
+/// `cfg` must be NULL (an error) or a live config handle; `value` must be
+/// NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_get(
+    cfg: *const evsock_config,
+    option: u32,
+    value: *mut u64,
+) -> evsock_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let h = unsafe { config_ref(cfg)? };
+        if value.is_null() {
+            return Err(Fail::null("value"));
+        }
+        let opt = evsock_option::from_u32(option)
+            .ok_or_else(|| Fail::arg(format!("unknown option {option}")))?;
+        let c = &*h.cfg;
+        let ms = |t: Option<u64>| t.unwrap_or(0);
+        let v = match opt {
+            EVSOCK_OPT_MAX_FRAME_SIZE => c.max_frame_size as u64,
+            EVSOCK_OPT_MAX_MESSAGE_SIZE => c.max_message_size as u64,
+            EVSOCK_OPT_MAX_FRAGMENTS => c.max_fragments as u64,
+            EVSOCK_OPT_MAX_HANDSHAKE_BYTES => c.max_handshake_bytes as u64,
+            EVSOCK_OPT_MAX_HEADERS => c.max_headers as u64,
+            EVSOCK_OPT_MAX_OUTBOUND_BYTES => c.max_outbound_bytes as u64,
+            EVSOCK_OPT_PING_INTERVAL_MS => ms(c.ping_interval_ms),
+            EVSOCK_OPT_PONG_TIMEOUT_MS => ms(c.pong_timeout_ms),
+            EVSOCK_OPT_IDLE_TIMEOUT_MS => ms(c.idle_timeout_ms),
+            EVSOCK_OPT_HANDSHAKE_TIMEOUT_MS => ms(c.handshake_timeout_ms),
+            EVSOCK_OPT_CLOSE_TIMEOUT_MS => ms(c.close_timeout_ms),
+            EVSOCK_OPT_AUTO_PONG => c.auto_pong as u64,
+            EVSOCK_OPT_BUFFER_RETAIN => c.buffer_retain as u64,
+            EVSOCK_OPT_ALLOW_MISSING_ORIGIN => match &c.origin_policy {
+                OriginPolicy::Any => 1,
+                OriginPolicy::AllowList { allow_missing, .. } => *allow_missing as u64,
+            },
+        };
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { value.write(v) };
+        Ok(evsock_status::EVSOCK_OK)
+    })
+}
+
+/// Adds a subprotocol the server speaks, most preferred first. The first
+/// one the client also offers is selected unless the host overrides it in
+/// `evsock_conn_accept`. `name` is copied; it must be a non-empty HTTP token
+/// (no spaces, commas or control characters).
+///
+/// # Safety
+/// `cfg` as for `evsock_config_set`; `name` must be NULL (an error) or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_add_subprotocol(
+    cfg: *mut evsock_config,
+    name: *const c_char,
+) -> evsock_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let h = unsafe { config_mut(cfg)? };
+        // SAFETY: forwarded from this function's contract.
+        let name = unsafe { c_str_arg(name, "name")? };
+        if !is_token(name) {
+            return Err(Fail::arg(format!(
+                "subprotocol {name:?} is not an HTTP token"
+            )));
+        }
+        Arc::make_mut(&mut h.cfg)
+            .subprotocols
+            .push(name.to_string());
+        Ok(evsock_status::EVSOCK_OK)
+    })
+}
+
+/// Restricts servers to requests whose Origin header is one of the added
+/// origins (compared ASCII case-insensitively, for example
+/// `https://chat.example.com`); others get 403. The first call switches from
+/// "any origin" to an allow-list; requests without an Origin header are then
+/// refused unless `EVSOCK_OPT_ALLOW_MISSING_ORIGIN` is set. `origin` is
+/// copied and must not contain control characters.
+///
+/// # Safety
+/// As for `evsock_config_add_subprotocol`.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_allow_origin(
+    cfg: *mut evsock_config,
+    origin: *const c_char,
+) -> evsock_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let h = unsafe { config_mut(cfg)? };
+        // SAFETY: forwarded from this function's contract.
+        let origin = unsafe { c_str_arg(origin, "origin")? };
+        if origin.is_empty() || origin.chars().any(char::is_control) {
+            return Err(Fail::arg(
+                "origin must be non-empty without control characters",
+            ));
+        }
+        let c = Arc::make_mut(&mut h.cfg);
+        match &mut c.origin_policy {
+            OriginPolicy::AllowList { origins, .. } => origins.push(origin.to_string()),
+            policy @ OriginPolicy::Any => {
+                *policy = OriginPolicy::AllowList {
+                    origins: vec![origin.to_string()],
+                    allow_missing: false,
+                }
+            }
+        }
+        Ok(evsock_status::EVSOCK_OK)
+    })
+}

@@ -1,0 +1,230 @@
+//! Status codes, the per-thread error message and the panic barrier that
+//! every entry point runs behind.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use std::fmt::Display;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The result of every fallible call, and the `error` of a closed event.
+///
+/// `EVSOCK_OK` (0) is success, `EVSOCK_EMPTY` (1) means "nothing to return"
+/// from a poll or lookup, and every negative value is an error. After an
+/// error, `evsock_last_error()` describes it in words.
+///
+/// In C this is an `int32_t`, so any value may be stored in it; pass it to
+/// `evsock_status_name()` for a stable snake_case name.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum evsock_status {
+    /// Success.
+    EVSOCK_OK = 0,
+    /// Nothing to return: no bytes to write, no event, no deadline, no such
+    /// header. Not an error.
+    EVSOCK_EMPTY = 1,
+    /// A required pointer argument was NULL.
+    EVSOCK_ERR_NULL_POINTER = -1,
+    /// An argument was rejected: a bad option, close code, URL, header,
+    /// non-UTF-8 text, or a handle of the wrong type.
+    EVSOCK_ERR_INVALID_ARGUMENT = -2,
+    /// The call is not valid in the connection's current state (for
+    /// example sending before the handshake finished, or after closing).
+    EVSOCK_ERR_INVALID_STATE = -3,
+    /// Sending would queue more than `EVSOCK_OPT_MAX_OUTBOUND_BYTES`; write
+    /// out what `evsock_conn_poll_transmit` returns first.
+    EVSOCK_ERR_OUTBOUND_FULL = -4,
+    /// The connection is already inside another call: a re-entrant call
+    /// from a fill callback, or a concurrent call from another thread.
+    EVSOCK_ERR_BUSY = -5,
+    /// evsock hit an internal bug (a Rust panic). It was caught at the
+    /// boundary; the connection involved is now poisoned.
+    EVSOCK_ERR_PANIC = -6,
+    /// An earlier call on this connection panicked; only
+    /// `evsock_conn_free` is still allowed.
+    EVSOCK_ERR_POISONED = -7,
+    /// The upgrade handshake failed (closed events only).
+    EVSOCK_ERR_HANDSHAKE = -20,
+    /// The peer broke the framing rules; close code 1002 (closed events).
+    EVSOCK_ERR_PROTOCOL = -21,
+    /// A text message or close reason was not UTF-8; 1007 (closed events).
+    EVSOCK_ERR_INVALID_UTF8 = -22,
+    /// A frame over `EVSOCK_OPT_MAX_FRAME_SIZE`; 1009 (closed events).
+    EVSOCK_ERR_FRAME_TOO_LARGE = -23,
+    /// A message over `EVSOCK_OPT_MAX_MESSAGE_SIZE`; 1009 (closed events).
+    EVSOCK_ERR_MESSAGE_TOO_LARGE = -24,
+    /// Too many fragments in one message; 1008 (closed events).
+    EVSOCK_ERR_TOO_MANY_FRAGMENTS = -25,
+    /// A keep-alive ping went unanswered (closed events).
+    EVSOCK_ERR_PONG_TIMEOUT = -26,
+    /// Nothing arrived for `EVSOCK_OPT_IDLE_TIMEOUT_MS` (closed events).
+    EVSOCK_ERR_IDLE_TIMEOUT = -27,
+    /// The handshake took too long (closed events).
+    EVSOCK_ERR_HANDSHAKE_TIMEOUT = -28,
+    /// The peer did not finish the closing handshake in time (closed events).
+    EVSOCK_ERR_CLOSE_TIMEOUT = -29,
+    /// The transport ended without a closing handshake; 1006 (closed events).
+    EVSOCK_ERR_UNEXPECTED_EOF = -30,
+    /// An engine error this version of the C API has no code for; the
+    /// message still says what happened.
+    EVSOCK_ERR_OTHER = -99,
+}
+
+use evsock_status::*;
+
+impl evsock_status {
+    /// The stable snake_case name with a NUL terminator, for C; engine
+    /// errors use `Error::kind()`'s names.
+    pub(crate) fn c_name(self) -> &'static str {
+        match self {
+            EVSOCK_OK => "ok\0",
+            EVSOCK_EMPTY => "empty\0",
+            EVSOCK_ERR_NULL_POINTER => "null_pointer\0",
+            EVSOCK_ERR_INVALID_ARGUMENT => "invalid_argument\0",
+            EVSOCK_ERR_INVALID_STATE => "invalid_state\0",
+            EVSOCK_ERR_OUTBOUND_FULL => "outbound_full\0",
+            EVSOCK_ERR_BUSY => "busy\0",
+            EVSOCK_ERR_PANIC => "panic\0",
+            EVSOCK_ERR_POISONED => "poisoned\0",
+            EVSOCK_ERR_HANDSHAKE => "handshake\0",
+            EVSOCK_ERR_PROTOCOL => "protocol\0",
+            EVSOCK_ERR_INVALID_UTF8 => "invalid_utf8\0",
+            EVSOCK_ERR_FRAME_TOO_LARGE => "frame_too_large\0",
+            EVSOCK_ERR_MESSAGE_TOO_LARGE => "message_too_large\0",
+            EVSOCK_ERR_TOO_MANY_FRAGMENTS => "too_many_fragments\0",
+            EVSOCK_ERR_PONG_TIMEOUT => "pong_timeout\0",
+            EVSOCK_ERR_IDLE_TIMEOUT => "idle_timeout\0",
+            EVSOCK_ERR_HANDSHAKE_TIMEOUT => "handshake_timeout\0",
+            EVSOCK_ERR_CLOSE_TIMEOUT => "close_timeout\0",
+            EVSOCK_ERR_UNEXPECTED_EOF => "unexpected_eof\0",
+            EVSOCK_ERR_OTHER => "other\0",
+        }
+    }
+
+    /// The stable snake_case name.
+    pub(crate) fn name(self) -> &'static str {
+        self.c_name().trim_end_matches('\0')
+    }
+
+    /// Every status, for lookups by number.
+    pub(crate) const ALL: [evsock_status; 21] = [
+        EVSOCK_OK,
+        EVSOCK_EMPTY,
+        EVSOCK_ERR_NULL_POINTER,
+        EVSOCK_ERR_INVALID_ARGUMENT,
+        EVSOCK_ERR_INVALID_STATE,
+        EVSOCK_ERR_OUTBOUND_FULL,
+        EVSOCK_ERR_BUSY,
+        EVSOCK_ERR_PANIC,
+        EVSOCK_ERR_POISONED,
+        EVSOCK_ERR_HANDSHAKE,
+        EVSOCK_ERR_PROTOCOL,
+        EVSOCK_ERR_INVALID_UTF8,
+        EVSOCK_ERR_FRAME_TOO_LARGE,
+        EVSOCK_ERR_MESSAGE_TOO_LARGE,
+        EVSOCK_ERR_TOO_MANY_FRAGMENTS,
+        EVSOCK_ERR_PONG_TIMEOUT,
+        EVSOCK_ERR_IDLE_TIMEOUT,
+        EVSOCK_ERR_HANDSHAKE_TIMEOUT,
+        EVSOCK_ERR_CLOSE_TIMEOUT,
+        EVSOCK_ERR_UNEXPECTED_EOF,
+        EVSOCK_ERR_OTHER,
+    ];
+
+    /// The status for an engine error, by its stable kind name.
+    pub(crate) fn from_engine(e: &evsock::ws::Error) -> evsock_status {
+        let kind = e.kind();
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|s| (*s as i32) < 0 && s.name() == kind)
+            .unwrap_or(EVSOCK_ERR_OTHER)
+    }
+}
+
+/// A failed call: the status to return and the message to keep.
+#[derive(Debug)]
+pub(crate) struct Fail {
+    pub status: evsock_status,
+    pub message: String,
+}
+
+impl Fail {
+    pub(crate) fn new(status: evsock_status, message: impl Display) -> Fail {
+        Fail {
+            status,
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn null(what: &str) -> Fail {
+        Fail::new(EVSOCK_ERR_NULL_POINTER, format!("{what} is NULL"))
+    }
+
+    pub(crate) fn arg(message: impl Display) -> Fail {
+        Fail::new(EVSOCK_ERR_INVALID_ARGUMENT, message)
+    }
+}
+
+impl From<evsock::ws::Error> for Fail {
+    fn from(e: evsock::ws::Error) -> Fail {
+        Fail::new(evsock_status::from_engine(&e), e)
+    }
+}
+
+pub(crate) type FfiResult = Result<evsock_status, Fail>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Makes a C string of `s`, replacing interior NULs (which C cannot carry).
+pub(crate) fn c_string(s: &str) -> CString {
+    match CString::new(s) {
+        Ok(c) => c,
+        Err(_) => CString::new(s.replace('\0', "\u{FFFD}")).unwrap_or_default(),
+    }
+}
+
+pub(crate) fn set_last_error(message: &str) {
+    let c = c_string(message);
+    // `try_with` fails only while the thread is being torn down; the
+    // message is then simply not kept.
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = c);
+}
+
+pub(crate) fn last_error_ptr() -> *const c_char {
+    static EMPTY: &[u8] = b"\0";
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(EMPTY.as_ptr().cast())
+}
+
+/// Turns a panic payload into words.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}
+
+/// Runs one entry point: catches panics, records failures as the thread's
+/// last error and returns the status code.
+pub(crate) fn guard(f: impl FnOnce() -> FfiResult) -> evsock_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(status)) => status,
+        Ok(Err(fail)) => {
+            set_last_error(&fail.message);
+            fail.status
+        }
+        Err(payload) => {
+            set_last_error(&format!(
+                "internal panic in evsock: {}",
+                panic_message(&*payload)
+            ));
+            EVSOCK_ERR_PANIC
+        }
+    }
+}
