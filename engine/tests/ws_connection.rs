@@ -444,7 +444,11 @@ fn api_misuse_is_an_error_not_a_panic() {
 
 #[test]
 fn server_payloads_are_not_copied() {
-    let (mut s, _c) = open_pair(Config::without_timers());
+    // Compression would have to copy; without it, nothing is copied.
+    let (mut s, _c) = open_pair(Config {
+        deflate: None,
+        ..Config::without_timers()
+    });
     let big = Bytes::from(vec![1u8; 64 * 1024]);
     s.send_binary(big.clone()).unwrap();
     let chunks: Vec<Bytes> = std::iter::from_fn(|| s.poll_transmit()).collect();
@@ -459,7 +463,7 @@ fn server_payloads_are_not_copied() {
 fn reply_to_a_message_precedes_the_failure_behind_it() {
     let (mut s, _c) = open_pair(Config::without_timers());
     let mut wire = vec![0x81, 0x82, 0, 0, 0, 0, b'o', b'k'];
-    wire.extend_from_slice(&[0xC1, 0x80, 0, 0, 0, 0]); // RSV1 set: illegal
+    wire.extend_from_slice(&[0xA1, 0x80, 0, 0, 0, 0]); // RSV2 set: illegal
     s.handle_input(1, &wire);
     let mut out = Vec::new();
     let mut seen = Vec::new();
@@ -494,4 +498,49 @@ fn reply_to_a_message_precedes_the_close_reply() {
     let (out, evs) = drain(&mut s);
     assert_eq!(out, vec![0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xE8]);
     assert!(matches!(evs.as_slice(), [Event::Closed(c)] if c.clean && c.by_peer));
+}
+
+#[test]
+fn deflate_round_trips_both_ways_and_sets_rsv1() {
+    let (mut s, mut c) = open_pair(Config::without_timers());
+    assert!(s.deflate().is_some() && c.deflate().is_some());
+    let text = "the same words again and again ".repeat(100);
+    for _ in 0..3 {
+        c.send_text(&text).unwrap();
+        s.send_text(&text).unwrap();
+    }
+    c.send_text("tiny").unwrap();
+    let to_s = drain(&mut c).0;
+    let to_c = drain(&mut s).0;
+    assert_eq!(to_s[0], 0xC1, "client frame: FIN + RSV1 + text");
+    assert_eq!(to_c[0], 0xC1, "server frame: FIN + RSV1 + text");
+    assert!(
+        to_s.len() < text.len(),
+        "three messages compressed to {} bytes",
+        to_s.len()
+    );
+    s.handle_input(1, &to_s);
+    c.handle_input(1, &to_c);
+    let want = |n| vec![Event::Message(Message::Text(text.as_str().into())); n];
+    let mut got_s = want(3);
+    got_s.push(Event::Message(Message::Text("tiny".into())));
+    assert_eq!(drain(&mut s).1, got_s);
+    assert_eq!(drain(&mut c).1, want(3));
+}
+
+#[test]
+fn deflate_off_on_either_side_means_plain_frames() {
+    for (server_on, client_on) in [(true, false), (false, true)] {
+        let cfg = |on: bool| Config {
+            deflate: if on { Some(Default::default()) } else { None },
+            ..Config::without_timers()
+        };
+        let mut s = Connection::server(cfg(server_on), 0);
+        let mut c = client(cfg(client_on), 1);
+        let (mut se, mut ce) = (vec![], vec![]);
+        pump(0, &mut s, &mut c, usize::MAX, &mut se, &mut ce);
+        assert_eq!((s.deflate(), c.deflate()), (None, None));
+        c.send_text(&"x".repeat(1000)).unwrap();
+        assert_eq!(drain(&mut c).0[0], 0x81);
+    }
 }

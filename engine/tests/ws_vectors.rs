@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use evsock::ws::{
-    Accept, ClientRequest, CloseCode, Config, Connection, Event, Message, OriginPolicy, Output,
-    Reject, State,
+    Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, Message,
+    OriginPolicy, Output, Reject, State,
 };
 use evsock::SeededRng;
 use serde_json::{json, Map, Value};
@@ -49,6 +49,37 @@ fn config_from(v: &Map<String, Value>) -> Config {
                 c.origin_policy = OriginPolicy::AllowList {
                     origins: strings(v),
                     allow_missing: false,
+                }
+            }
+            "deflate" => {
+                c.deflate = match v {
+                    Value::Bool(false) => None,
+                    Value::Bool(true) => Some(DeflateConfig::default()),
+                    Value::Object(o) => {
+                        let mut d = DeflateConfig::default();
+                        for (k, v) in o {
+                            let n = v.as_u64();
+                            match k.as_str() {
+                                "threshold" => d.threshold = n.expect("number") as usize,
+                                "level" => d.level = n.expect("number") as u32,
+                                "server_max_window_bits" => {
+                                    d.server_max_window_bits = n.expect("number") as u8
+                                }
+                                "client_max_window_bits" => {
+                                    d.client_max_window_bits = n.expect("number") as u8
+                                }
+                                "server_no_context_takeover" => {
+                                    d.server_no_context_takeover = v.as_bool().expect("bool")
+                                }
+                                "client_no_context_takeover" => {
+                                    d.client_no_context_takeover = v.as_bool().expect("bool")
+                                }
+                                other => panic!("unknown deflate key {other}"),
+                            }
+                        }
+                        Some(d)
+                    }
+                    other => panic!("bad deflate value {other}"),
                 }
             }
             other => panic!("unknown config key {other}"),

@@ -1,5 +1,7 @@
 //! Connection settings, with defaults suited to browser-facing servers.
 
+use super::deflate::DeflateConfig;
+
 /// Which `Origin` headers a server accepts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum OriginPolicy {
@@ -72,6 +74,11 @@ pub struct Config {
     /// avoid an allocation per read; smaller ones make idle connections
     /// cheaper. Default 4 KiB.
     pub buffer_retain: usize,
+    /// permessage-deflate (RFC 7692): `Some` to offer (client) or accept
+    /// (server) it, `None` to turn it off. On by default, since browsers
+    /// offer it on every connection; its memory is spent only once a
+    /// message is actually compressed.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -92,6 +99,7 @@ impl Default for Config {
             subprotocols: Vec::new(),
             origin_policy: OriginPolicy::Any,
             buffer_retain: 4 << 10,
+            deflate: Some(DeflateConfig::default()),
         }
     }
 }

@@ -27,6 +27,7 @@ use bytes::Bytes;
 
 use super::close::CloseCode;
 use super::config::Config;
+use super::deflate::{self, DeflateParams, Deflater, Inflater};
 use super::error::{Error, HandshakeError};
 use super::frame::OpCode;
 use super::handshake::{self, Accept, ClientRequest, Parsed, Reject, Request};
@@ -150,6 +151,9 @@ pub struct Connection {
     remote_close: Option<(CloseCode, String)>,
     /// An outbound fragmented message is in progress.
     sending_fragments: bool,
+    /// permessage-deflate, once negotiated.
+    deflate_params: Option<DeflateParams>,
+    deflater: Option<Box<Deflater>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -189,6 +193,8 @@ impl Connection {
             local_close: None,
             remote_close: None,
             sending_fragments: false,
+            deflate_params: None,
+            deflater: None,
             cfg,
         }
     }
@@ -206,12 +212,19 @@ impl Connection {
         mut rng: Box<dyn Rng + Send>,
         now: u64,
     ) -> Connection {
+        let cfg = cfg.into();
+        let mut request = request;
+        if let Some(d) = &cfg.deflate {
+            request
+                .headers
+                .push(("Sec-WebSocket-Extensions".into(), deflate::offer(d)));
+        }
         let (bytes, key) = request.encode(&mut *rng);
         let phase = Phase::ClientWaiting {
             key,
             request: Box::new(request),
         };
-        let mut c = Connection::new(Role::Client, cfg.into(), phase, Some(rng), now);
+        let mut c = Connection::new(Role::Client, cfg, phase, Some(rng), now);
         c.writer.raw(&bytes, 0);
         c
     }
@@ -373,7 +386,19 @@ impl Connection {
                     Ok(Parsed::Partial) => {}
                     Ok(Parsed::Complete(resp, n)) => {
                         self.reader.consume(n);
-                        self.open(resp.subprotocol);
+                        let agreed = match (&resp.extensions, &self.cfg.deflate) {
+                            (Some(ext), Some(d)) => deflate::accept(ext, d).map(Some),
+                            _ => Ok(None),
+                        };
+                        match agreed {
+                            Ok(params) => {
+                                if let Some(p) = params {
+                                    self.enable_deflate(p);
+                                }
+                                self.open(resp.subprotocol);
+                            }
+                            Err(e) => self.finish(Some(Error::Handshake(e))),
+                        }
                     }
                     Err(e) => self.finish(Some(Error::Handshake(e))),
                 }
@@ -522,8 +547,17 @@ impl Connection {
                 "no upgrade request is waiting for a decision",
             ));
         };
-        let (resp, proto) = handshake::accept_response(req, &accept);
+        let agreed = self
+            .cfg
+            .deflate
+            .as_ref()
+            .and_then(|d| deflate::negotiate(&req.extensions, d));
+        let ext = agreed.as_ref().map(|(_, value)| value.as_str());
+        let (resp, proto) = handshake::accept_response_with(req, &accept, ext);
         self.writer.raw(&resp, self.cfg.buffer_retain);
+        if let Some((params, _)) = agreed {
+            self.enable_deflate(params);
+        }
         // Frames that arrived right behind the request wait to be polled.
         self.open(proto);
         Ok(())
@@ -566,7 +600,9 @@ impl Connection {
         if self.sending_fragments {
             return Err(Error::InvalidState("a fragmented message is in progress"));
         }
-        self.write_frame(true, OpCode::Text, text.as_bytes());
+        if !self.try_compress(OpCode::Text, text.as_bytes()) {
+            self.write_frame(true, OpCode::Text, text.as_bytes());
+        }
         Ok(())
     }
 
@@ -708,7 +744,62 @@ impl Connection {
             .frame(fin, opcode, payload, mask, self.cfg.buffer_retain);
     }
 
+    /// Sends a whole message compressed, if permessage-deflate is on and
+    /// the message is long enough to be worth it. True if it was sent.
+    fn try_compress(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
+        let threshold = match (&self.deflater, &self.cfg.deflate) {
+            (Some(_), Some(d)) => d.threshold,
+            _ => return false,
+        };
+        if payload.len() < threshold {
+            return false;
+        }
+        if !self.pongs.is_empty() {
+            self.flush_pongs();
+        }
+        let mask = self.mask_key();
+        let retain = self.cfg.buffer_retain;
+        let Some(d) = self.deflater.as_deref_mut() else {
+            return false;
+        };
+        let wire = d.compress(payload);
+        self.writer
+            .frame_rsv(true, 0b100, opcode, wire, mask, retain);
+        d.release(retain);
+        true
+    }
+
+    fn enable_deflate(&mut self, p: DeflateParams) {
+        let level = self.cfg.deflate.as_ref().map_or(3, |d| d.level);
+        let (send_bits, send_reset, recv_bits, recv_reset) = match self.role {
+            Role::Server => (
+                p.server_max_window_bits,
+                p.server_no_context_takeover,
+                p.client_max_window_bits,
+                p.client_no_context_takeover,
+            ),
+            Role::Client => (
+                p.client_max_window_bits,
+                p.client_no_context_takeover,
+                p.server_max_window_bits,
+                p.server_no_context_takeover,
+            ),
+        };
+        self.reader
+            .enable_deflate(Inflater::new(recv_bits, recv_reset));
+        self.deflater = Some(Box::new(Deflater::new(send_bits, level, send_reset)));
+        self.deflate_params = Some(p);
+    }
+
+    /// The permessage-deflate parameters, if it was negotiated.
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.deflate_params
+    }
+
     fn write_shared(&mut self, opcode: OpCode, payload: Bytes) {
+        if self.try_compress(opcode, &payload) {
+            return;
+        }
         if self.role == Role::Client {
             return self.write_frame(true, opcode, &payload);
         }

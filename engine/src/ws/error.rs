@@ -216,6 +216,8 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// A compressed message could not be inflated (1007).
+    Compression,
     /// An argument was rejected (for example an illegal close code or a
     /// ping payload over 125 bytes).
     InvalidArgument(&'static str),
@@ -240,6 +242,7 @@ impl Error {
             Error::InvalidState(_) => "invalid_state",
             Error::OutboundFull { .. } => "outbound_full",
             Error::InvalidArgument(_) => "invalid_argument",
+            Error::Compression => "compression",
         }
     }
 
@@ -247,7 +250,7 @@ impl Error {
     pub fn close_code(&self) -> Option<CloseCode> {
         Some(match self {
             Error::Protocol(_) => CloseCode::PROTOCOL_ERROR,
-            Error::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Error::InvalidUtf8 | Error::Compression => CloseCode::INVALID_PAYLOAD,
             Error::FrameTooLarge { .. } | Error::MessageTooLarge { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
@@ -284,6 +287,7 @@ impl fmt::Display for Error {
             Error::InvalidState(s) => write!(f, "invalid state: {s}"),
             Error::OutboundFull { limit } => write!(f, "outbound queue would exceed {limit} bytes"),
             Error::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
+            Error::Compression => f.write_str("compressed message could not be inflated"),
         }
     }
 }

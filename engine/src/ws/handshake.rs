@@ -243,6 +243,16 @@ pub fn parse_request(buf: &[u8], config: &Config) -> Result<Parsed<Request>, Han
 
 /// Server side: the 101 response accepting `req`.
 pub fn accept_response(req: &Request, accept: &Accept) -> (Vec<u8>, Option<String>) {
+    accept_response_with(req, accept, None)
+}
+
+/// Server side: the 101 response accepting `req`, with the negotiated
+/// `Sec-WebSocket-Extensions` value, if any.
+pub fn accept_response_with(
+    req: &Request,
+    accept: &Accept,
+    extensions: Option<&str>,
+) -> (Vec<u8>, Option<String>) {
     let proto = match &accept.subprotocol {
         None => req.selected_subprotocol.clone(),
         Some(p) if p.is_empty() => None,
@@ -254,6 +264,9 @@ pub fn accept_response(req: &Request, accept: &Accept) -> (Vec<u8>, Option<Strin
     out.extend_from_slice(b"\r\n");
     if let Some(p) = &proto {
         push_header(&mut out, "Sec-WebSocket-Protocol", p);
+    }
+    if let Some(e) = extensions {
+        push_header(&mut out, "Sec-WebSocket-Extensions", e);
     }
     for (n, v) in &accept.headers {
         push_header(&mut out, n, v);
@@ -382,6 +395,8 @@ pub struct Response {
     pub subprotocol: Option<String>,
     /// Every header field of the response.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The extensions the server enabled (only ever ones we offered).
+    pub extensions: Option<String>,
 }
 
 /// Client side: parses and checks the server's response to `req`.
@@ -447,15 +462,20 @@ pub fn parse_response(
         Some(p) if req.subprotocols.iter().any(|o| o == p) => Some(p.to_string()),
         Some(p) => return Err(HandshakeError::UnofferedSubprotocol(p.to_string())),
     };
-    if let Some(ext) = get("Sec-WebSocket-Extensions") {
-        if !ext.trim().is_empty() {
-            return Err(HandshakeError::UnofferedExtension(ext.trim().to_string()));
+    // Extensions are checked against our offer by the connection; without
+    // an offer, any extension is one we did not ask for.
+    let extensions = match get("Sec-WebSocket-Extensions").map(str::trim) {
+        None | Some("") => None,
+        Some(e) if config.deflate.is_none() => {
+            return Err(HandshakeError::UnofferedExtension(e.to_string()))
         }
-    }
+        Some(e) => Some(e.to_string()),
+    };
     Ok(Parsed::Complete(
         Response {
             subprotocol,
             headers,
+            extensions,
         },
         len,
     ))

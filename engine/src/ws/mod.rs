@@ -11,6 +11,7 @@
 pub mod close;
 pub mod config;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -23,6 +24,7 @@ pub mod writer;
 pub use close::CloseCode;
 pub use config::{Config, OriginPolicy};
 pub use connection::{Closed, Connection, Event, Output, Role, State};
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, HandshakeError, ProtocolError};
 pub use frame::{FrameHeader, OpCode};
 pub use handshake::{Accept, ClientRequest, Reject, Request};

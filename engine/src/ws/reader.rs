@@ -9,6 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::close::CloseCode;
 use super::config::Config;
+use super::deflate::Inflater;
 use super::error::{Error, ProtocolError};
 use super::frame::{FrameHeader, OpCode};
 use super::mask::apply_mask;
@@ -34,11 +35,14 @@ struct InFrame {
     len: usize,
     done: usize,
     text: bool,
+    compressed: bool,
 }
 
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    compressed: bool,
+    /// The message so far: raw payload, or inflated output if compressed.
     data: BytesMut,
     fragments: usize,
 }
@@ -51,6 +55,7 @@ pub struct Reader {
     msg: Option<Partial>,
     utf8: Utf8Validator,
     expect_masked: bool,
+    inflater: Option<Box<Inflater>>,
 }
 
 impl Reader {
@@ -62,7 +67,14 @@ impl Reader {
             msg: None,
             utf8: Utf8Validator::new(),
             expect_masked,
+            inflater: None,
         }
+    }
+
+    /// Accepts RSV1 (compressed messages) from now on, inflating with
+    /// `inflater` (permessage-deflate was negotiated).
+    pub fn enable_deflate(&mut self, inflater: Inflater) {
+        self.inflater = Some(Box::new(inflater));
     }
 
     /// Appends received bytes.
@@ -104,7 +116,11 @@ impl Reader {
     }
 
     fn check_header(&self, h: &FrameHeader, cfg: &Config) -> Result<(), Error> {
-        if h.rsv != 0 {
+        // RSV1 marks the first frame of a compressed message, and only
+        // when permessage-deflate was negotiated.
+        let rsv1_allowed =
+            self.inflater.is_some() && matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        if h.rsv & 0b011 != 0 || (h.rsv & 0b100 != 0 && !rsv1_allowed) {
             return Err(ProtocolError::ReservedBits(h.rsv).into());
         }
         if h.mask.is_some() != self.expect_masked {
@@ -141,8 +157,13 @@ impl Reader {
                         limit: cfg.max_fragments,
                     });
                 }
+                // A compressed message's size is known only as it inflates.
+                if m.compressed {
+                    return Ok(());
+                }
                 m.data.len() as u64
             }
+            (None, _) if h.rsv & 0b100 != 0 => return Ok(()),
             (None, _) => 0,
         };
         if so_far + h.len > cfg.max_message_size as u64 {
@@ -166,19 +187,25 @@ impl Reader {
                 };
                 self.check_header(&header, cfg)?;
                 self.buf.advance(n);
-                let text = match header.opcode {
+                let (text, compressed) = match header.opcode {
                     OpCode::Text => {
                         self.utf8.reset();
-                        true
+                        (true, header.rsv != 0)
                     }
-                    OpCode::Continuation => self.msg.as_ref().is_some_and(|m| m.text),
-                    _ => false,
+                    OpCode::Binary => (false, header.rsv != 0),
+                    OpCode::Continuation => self
+                        .msg
+                        .as_ref()
+                        .map_or((false, false), |m| (m.text, m.compressed)),
+                    _ => (false, false),
                 };
                 self.frame = Some(InFrame {
                     header,
                     len: header.len as usize,
                     done: 0,
-                    text,
+                    // Compressed text is checked as it inflates instead.
+                    text: text && !compressed,
+                    compressed,
                 });
             }
             let Some(f) = self.frame.as_mut() else {
@@ -198,10 +225,15 @@ impl Reader {
             if f.done < f.len {
                 return Ok(None);
             }
-            let header = f.header;
+            let (header, compressed) = (f.header, f.compressed);
             let payload = self.buf.split_to(f.len);
             self.frame = None;
-            if let Some(unit) = self.complete(header, payload)? {
+            let unit = if compressed {
+                self.complete_compressed(header, &payload, cfg.max_message_size)?
+            } else {
+                self.complete(header, payload)?
+            };
+            if let Some(unit) = unit {
                 return Ok(Some(unit));
             }
         }
@@ -219,6 +251,7 @@ impl Reader {
                 }
                 self.msg = Some(Partial {
                     text,
+                    compressed: false,
                     data: payload,
                     fragments: 1,
                 });
@@ -241,6 +274,40 @@ impl Reader {
                 self.finish(m.text, m.data).map(Some)
             }
         }
+    }
+
+    /// Handles a complete frame of a compressed message: inflates its
+    /// payload onto the message, bounded by `limit`.
+    fn complete_compressed(
+        &mut self,
+        h: FrameHeader,
+        payload: &[u8],
+        limit: usize,
+    ) -> Result<Option<Incoming>, Error> {
+        let Some(inflater) = self.inflater.as_deref_mut() else {
+            return Err(ProtocolError::ReservedBits(h.rsv).into());
+        };
+        let mut m = match self.msg.take() {
+            Some(mut m) => {
+                m.fragments += 1;
+                m
+            }
+            None => Partial {
+                text: h.opcode == OpCode::Text,
+                compressed: true,
+                data: BytesMut::new(),
+                fragments: 1,
+            },
+        };
+        let utf8 = if m.text { Some(&mut self.utf8) } else { None };
+        inflater.inflate(payload, &mut m.data, limit, utf8)?;
+        if !h.fin {
+            self.msg = Some(m);
+            return Ok(None);
+        }
+        let utf8 = if m.text { Some(&mut self.utf8) } else { None };
+        inflater.finish_message(&mut m.data, limit, utf8)?;
+        self.finish(m.text, m.data).map(Some)
     }
 
     fn finish(&mut self, text: bool, data: BytesMut) -> Result<Incoming, Error> {

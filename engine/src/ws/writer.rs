@@ -54,9 +54,24 @@ impl Writer {
         mask: Option<[u8; 4]>,
         retain: usize,
     ) {
+        self.frame_rsv(fin, 0, opcode, payload, mask, retain)
+    }
+
+    /// [`Writer::frame`] with RSV bits (RSV1 = 0b100 marks a compressed
+    /// message).
+    #[inline]
+    pub fn frame_rsv(
+        &mut self,
+        fin: bool,
+        rsv: u8,
+        opcode: OpCode,
+        payload: &[u8],
+        mask: Option<[u8; 4]>,
+        retain: usize,
+    ) {
         let h = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             len: payload.len() as u64,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import struct
+import zlib
 
 M64 = (1 << 64) - 1
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -265,7 +266,8 @@ rng = SeededRng(7)
 key = base64.b64encode(rng.fill(16)).decode()
 client_request = (
     f"GET /chat HTTP/1.1\r\nHost: example.com:9001\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits\r\n\r\n"
 )
 server_response = (
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -294,6 +296,104 @@ vector("client-masked-server-frame", "A masked frame from a server fails the con
        [{"input_text": server_response, "at": 1, "events": [{"type": "open", "subprotocol": None}]},
         {"input": hx(frame(1, b"x", mask=KEY)), "at": 2,
          "events": [closed(1002, "protocol error: server frames must not be masked", error="protocol")]}],
+       role="client", client={"host": "example.com:9001", "path": "/chat", "subprotocols": [], "seed": 7})
+
+def deflate_raw(data, level=6):
+    """permessage-deflate payload: raw deflate, sync-flushed, tail stripped."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+AGREED = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
+
+
+def opened_deflate(extra_request_header=OFFER, agreed=AGREED):
+    return [
+        {"input_text": REQUEST.replace("\r\n\r\n", "\r\n" + extra_request_header + "\r\n"), "at": 0,
+         "events": [{"type": "request", "path": "/chat", "subprotocols": []}]},
+        {"call": "accept", "subprotocol": None,
+         "transmit_text": RESPONSE.replace("\r\n\r\n", "\r\n" + agreed + "\r\n"),
+         "events": [{"type": "open", "subprotocol": None}]},
+    ]
+
+
+def rsv1(frame_bytes):
+    return bytes([frame_bytes[0] | 0x40]) + frame_bytes[1:]
+
+
+# RFC 7692 7.2.3.1: "Hello" compressed is f2 48 cd c9 c9 07 00.
+assert deflate_raw(b"Hello") == bytes.fromhex("f248cdc9c90700")
+vector("server-deflate-rfc-hello", "permessage-deflate is negotiated; the RFC 7692 compressed 'Hello' arrives, in one frame and then in two fragments; short replies go uncompressed.",
+       opened_deflate() + [
+           {"input": hx(rsv1(frame(1, bytes.fromhex("f248cdc9c90700"), mask=KEY))), "at": 1,
+            "events": [{"type": "text", "text": "Hello"}]},
+           {"input": hx(rsv1(frame(1, bytes.fromhex("f248cd"), fin=False, mask=KEY))
+                        + frame(0, bytes.fromhex("c9c90700"), mask=KEY)), "at": 2,
+            "events": [{"type": "text", "text": "Hello"}]},
+           {"call": "send_text", "text": "Hello", "transmit": hx(frame(1, b"Hello"))},
+       ])
+
+big_text = ("evsock " * 2000).encode()
+vector("server-deflate-large", "A 14 KB text compressed by another zlib inflates back exactly.",
+       opened_deflate() + [
+           {"input": hx(rsv1(frame(1, deflate_raw(big_text), mask=KEY))), "at": 1,
+            "events": [{"type": "text", "text": big_text.decode()}]},
+       ])
+
+vector("server-deflate-bomb", "A small compressed frame that would inflate to 1 MiB is stopped at max_message_size with 1009.",
+       opened_deflate() + [
+           {"input": hx(rsv1(frame(2, deflate_raw(b"\x00" * (1 << 20), 9), mask=KEY))), "at": 1,
+            "transmit": hx(frame(8, close_payload(1009, "message exceeds the limit of 4096 bytes"))),
+            "events": [closed(1009, "message exceeds the limit of 4096 bytes", error="message_too_large")]},
+       ], config={"max_message_size": 4096})
+
+bad_utf8 = deflate_raw(b"abc\xff" + b"x" * 100)
+vector("server-deflate-invalid-utf8", "Invalid UTF-8 inside a compressed text message fails with 1007.",
+       opened_deflate() + [
+           {"input": hx(rsv1(frame(1, bad_utf8, mask=KEY))), "at": 1,
+            "transmit": hx(frame(8, close_payload(1007, "invalid UTF-8 in a text message or close reason"))),
+            "events": [closed(1007, "invalid UTF-8 in a text message or close reason", error="invalid_utf8")]},
+       ])
+
+vector("server-deflate-rsv1-on-continuation", "RSV1 on a continuation frame is a protocol error even with deflate.",
+       opened_deflate() + [
+           {"input": hx(rsv1(frame(1, bytes.fromhex("f248cd"), fin=False, mask=KEY))
+                        + rsv1(frame(0, bytes.fromhex("c9c90700"), mask=KEY))), "at": 1,
+            "transmit": hx(frame(8, close_payload(1002, "protocol error: reserved bits 0b100 set"))),
+            "events": [closed(1002, "protocol error: reserved bits 0b100 set", error="protocol")]},
+       ])
+
+vector("server-rsv1-without-deflate", "Without negotiation, RSV1 is a protocol error.",
+       opened() + [
+           {"input": hx(rsv1(frame(1, bytes.fromhex("f248cdc9c90700"), mask=KEY))), "at": 1,
+            "transmit": hx(frame(8, close_payload(1002, "protocol error: reserved bits 0b100 set"))),
+            "events": [closed(1002, "protocol error: reserved bits 0b100 set", error="protocol")]},
+       ])
+
+vector("server-deflate-off", "With deflate turned off, an offer is ignored and the response names no extension.",
+       opened_deflate(agreed="") , config={"deflate": False})
+
+vector("server-deflate-bad-offer", "A malformed offer is declined, not refused: the connection opens without compression.",
+       opened_deflate(extra_request_header="Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=99\r\n",
+                      agreed=""))
+
+rng = SeededRng(7)
+rng.fill(16)
+mask1 = rng.fill(4)
+vector("client-deflate", "The server agrees to deflate; the client inflates what it receives and compresses what is long enough.",
+       [{"input_text": server_response.replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n"),
+         "at": 1, "events": [{"type": "open", "subprotocol": None}]},
+        {"input": hx(rsv1(frame(1, bytes.fromhex("f248cdc9c90700")))), "at": 2,
+         "events": [{"type": "text", "text": "Hello"}]},
+        {"call": "send_text", "text": "short", "transmit": hx(frame(1, b"short", mask=mask1))}],
+       role="client", client={"host": "example.com:9001", "path": "/chat", "subprotocols": [], "seed": 7})
+
+vector("client-deflate-unoffered-parameter", "A response with a parameter we did not offer fails the handshake.",
+       [{"input_text": server_response.replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=8\r\n\r\n"),
+         "at": 1, "events": [closed(1006, error="handshake")]}],
        role="client", client={"host": "example.com:9001", "path": "/chat", "subprotocols": [], "seed": 7})
 
 if __name__ == "__main__":
