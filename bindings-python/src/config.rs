@@ -4,9 +4,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use evsock::ws::{Config, OriginPolicy};
+use evsock::ws::{Config, DeflateConfig, OriginPolicy};
 
-use crate::convert::{boolean, opt_ms, string_list, usize_value};
+use crate::convert::{boolean, opt_ms, string_list, uint, usize_value};
 use crate::errors::invalid_arg;
 
 /// The WebSocket settings accepted as keyword arguments, for messages.
@@ -27,6 +27,7 @@ pub const WS_KEYS: &[&str] = &[
     "origins",
     "allow_missing_origin",
     "buffer_retain",
+    "deflate",
 ];
 
 /// Most header fields one may allow: the parser reserves a slot for each.
@@ -93,6 +94,7 @@ pub fn ws_config(
                 }
                 "allow_missing_origin" => allow_missing = boolean(&v, k)?,
                 "buffer_retain" => c.buffer_retain = usize_value(&v, k, MAX_RETAIN)?,
+                "deflate" => c.deflate = deflate(&v)?,
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "unexpected keyword argument {other:?}; WebSocket settings are: {}",
@@ -128,4 +130,55 @@ pub fn check_tokens(py: Python<'_>, names: &[String], what: &str) -> PyResult<()
         }
     }
     Ok(())
+}
+
+/// `deflate=`: `False`/`None` turns permessage-deflate off, `True` keeps
+/// the defaults, a dict overrides any of `threshold`, `level` (0-9),
+/// `server_max_window_bits` / `client_max_window_bits` (9-15),
+/// `server_no_context_takeover`, `client_no_context_takeover`.
+fn deflate(v: &Bound<'_, PyAny>) -> PyResult<Option<DeflateConfig>> {
+    let py = v.py();
+    if v.is_none() {
+        return Ok(None);
+    }
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(b.is_true().then(DeflateConfig::default));
+    }
+    let Ok(d) = v.cast::<PyDict>() else {
+        return Err(PyTypeError::new_err(format!(
+            "deflate must be a bool or a dict of settings, not {}",
+            crate::convert::type_name(v)
+        )));
+    };
+    let mut c = DeflateConfig::default();
+    for (k, val) in d.iter() {
+        let key: String = k.cast::<PyString>()?.to_str()?.to_owned();
+        let what = format!("deflate[{key:?}]");
+        let bits = |val: &Bound<'_, PyAny>| -> PyResult<u8> {
+            let n = uint(val, &what, 255)?;
+            if !(9..=15).contains(&n) {
+                return Err(invalid_arg(
+                    py,
+                    format!("{what} must be a window size from 9 to 15, got {n}"),
+                ));
+            }
+            Ok(n as u8)
+        };
+        match key.as_str() {
+            "threshold" => c.threshold = usize_value(&val, &what, usize::MAX)?,
+            "level" => c.level = uint(&val, &what, 9)? as u32,
+            "server_max_window_bits" => c.server_max_window_bits = bits(&val)?,
+            "client_max_window_bits" => c.client_max_window_bits = bits(&val)?,
+            "server_no_context_takeover" => c.server_no_context_takeover = boolean(&val, &what)?,
+            "client_no_context_takeover" => c.client_no_context_takeover = boolean(&val, &what)?,
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "unknown deflate setting {other:?}; use threshold, level, \
+                     server_max_window_bits, client_max_window_bits, \
+                     server_no_context_takeover or client_no_context_takeover"
+                )))
+            }
+        }
+    }
+    Ok(Some(c))
 }

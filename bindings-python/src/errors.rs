@@ -27,7 +27,7 @@ static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
 
 /// Which exception to raise.
 #[derive(Clone, Copy, Debug)]
-#[allow(dead_code)] // The session variants are used once the session binding lands.
+#[allow(dead_code)] // Request, RequestTimeout and ConnectionClosed are raised by the asyncio host.
 pub enum Exc {
     /// `EvsockError`: anything without a more specific class.
     Base,

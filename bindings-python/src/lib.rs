@@ -13,6 +13,8 @@ mod convert;
 mod errors;
 mod events;
 mod rng;
+mod session;
+mod value;
 mod ws;
 
 /// Milliseconds on the clock every `now` argument defaults to
@@ -28,6 +30,7 @@ fn _evsock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     events::register(m)?;
     ws::register(m)?;
+    session::register(m)?;
     m.add_function(wrap_pyfunction!(now_ms, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

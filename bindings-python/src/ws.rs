@@ -5,12 +5,19 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use sync_wrapper::SyncWrapper;
 
-use evsock::ws::{self, Accept, ClientRequest, CloseCode, OpCode, Reject, Role, State};
+use evsock::ws::{
+    self, Accept, ClientRequest, CloseCode, Message, OpCode, Reject, Role, State, Text,
+};
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 
 use crate::config::{check_tokens, ws_config};
 use crate::convert::{self, bytes_like, headers, now_ms, string, string_list, type_name};
 use crate::errors::{invalid_arg, ws_error};
 use crate::events;
+
+/// Server messages at least this large are framed without copying the
+/// payload (it is shared with the Python object until written out).
+const ZERO_COPY_MIN: usize = 16 * 1024;
 
 const STATE_NAMES: [&str; 4] = ["handshake", "open", "closing", "closed"];
 
@@ -75,13 +82,47 @@ impl Connection {
                 "text is not valid Unicode (it contains a lone surrogate)",
             )
         })?;
+        if text.len() >= ZERO_COPY_MIN && self.conn().role() == Role::Server {
+            // Large server messages: share the str's UTF-8 buffer instead of
+            // copying it; the frame header goes out in front of it.
+            let backed = PyBackedStr::try_from(s.clone())?;
+            let text = Text::from_bytes(bytes::Bytes::from_owner(backed))
+                .map_err(|_| invalid_arg(py, "text is not valid UTF-8"))?;
+            return self
+                .conn()
+                .send(Message::Text(text))
+                .map_err(|e| ws_error(py, &e));
+        }
         self.conn().send_text(text).map_err(|e| ws_error(py, &e))
     }
 
     fn send_bin(&mut self, py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(b) = v.cast::<PyBytes>() {
+            let n = b.as_bytes().len();
+            if n >= ZERO_COPY_MIN && self.conn().role() == Role::Server {
+                // Large server messages: share the immutable bytes object.
+                let data = bytes::Bytes::from_owner(PyBackedBytes::from(b.clone()));
+                return self.conn().send_binary(data).map_err(|e| ws_error(py, &e));
+            }
+            return self.send_whole(py, OpCode::Binary, b.as_bytes());
+        }
         let data = bytes_like(v, "data")?;
+        self.send_whole(py, OpCode::Binary, &data)
+    }
+
+    /// Frames a whole message straight from a borrowed buffer (one pass:
+    /// copied, and masked for a client, into the output queue).
+    fn send_whole(&mut self, py: Python<'_>, op: OpCode, data: &[u8]) -> PyResult<()> {
+        if self.fragmenting && self.conn().state() == State::Open {
+            return Err(crate::errors::err(
+                py,
+                crate::errors::Exc::InvalidState,
+                Some("invalid_state"),
+                "invalid state: a fragmented message is in progress; finish it with fin=True",
+            ));
+        }
         self.conn()
-            .send_binary(bytes::Bytes::copy_from_slice(&data))
+            .send_fragment(op, data, true)
             .map_err(|e| ws_error(py, &e))
     }
 
