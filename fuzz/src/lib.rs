@@ -1,0 +1,41 @@
+//! Fuzz harnesses for the evsock engine.
+//!
+//! Every target's logic lives here, as a plain function over the fuzzer's
+//! bytes, so that `fuzz_targets/*.rs` are one-liners and `cargo test` in this
+//! crate can replay the checked-in seeds and regression reproducers on stable
+//! Rust without libFuzzer.
+//!
+//! The targets check properties, not just "no crash": the engine's output is
+//! re-parsed by the small, independent RFC 6455 and HTTP checkers in
+//! [`wire`] and [`http`], the reader is compared against the naive decoder in
+//! [`refdec`], and memory held by a connection is measured with the counting
+//! allocator in [`mem`].
+
+pub mod findings;
+pub mod gen;
+pub mod http;
+pub mod mem;
+pub mod refdec;
+pub mod targets;
+pub mod wire;
+
+pub use findings::Stop;
+
+/// A target's entry point.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, for the replay tests and tools.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("frame_header", targets::frame_header::run),
+    ("reader", targets::reader::run),
+    ("utf8", targets::utf8::run),
+    ("handshake_request", targets::handshake_request::run),
+    ("handshake_response", targets::handshake_response::run),
+    ("connection", targets::connection::run),
+    ("pair", targets::pair::run),
+];
+
+/// Looks a target up by name.
+pub fn target(name: &str) -> Option<Target> {
+    TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}

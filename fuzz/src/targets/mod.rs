@@ -1,0 +1,9 @@
+//! One module per fuzz target; each exposes `run(&[u8])`.
+
+pub mod connection;
+pub mod frame_header;
+pub mod handshake_request;
+pub mod handshake_response;
+pub mod pair;
+pub mod reader;
+pub mod utf8;
