@@ -1,1 +1,15 @@
-//! Node.js binding for evsock (work in progress).
+//! Node.js addon for evsock (N-API, built with napi-rs).
+//!
+//! It exposes the engine's sans-IO WebSocket [`connection::Connection`] as a
+//! JS class. Everything about sockets, timers and clocks lives in the
+//! package's JavaScript (`lib/`): this crate only converts values and
+//! errors, batching output so that one N-API crossing carries many frames.
+//!
+//! napi's `dyn-symbols` feature resolves N-API functions when the addon is
+//! loaded, so the rlib, its unit tests and clippy build without Node.
+#![deny(missing_docs)]
+
+pub mod connection;
+pub mod error;
+pub mod options;
+pub mod values;

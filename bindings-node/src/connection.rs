@@ -1,0 +1,502 @@
+//! The `Connection` class: the engine's sans-IO WebSocket connection as a
+//! JS object.
+//!
+//! Calls cross N-API, so the output side is batched: one call returns every
+//! pending byte, one returns every pending event.
+
+use bytes::Bytes;
+use evsock::ws::{self, CloseCode, Message};
+use evsock::{Rng, SeededRng};
+use napi::bindgen_prelude::{ToNapiValue, TypeName, Uint8ArraySlice};
+use napi::{sys, ValueType};
+use napi_derive::napi;
+
+use crate::error::{self, arg, JsError};
+use crate::options::{self, AcceptOptions, ConnectionOptions, Side};
+use crate::values::{JsBytes, JsText, Tag, Transmit};
+
+/// Randomness from the operating system, for handshake and masking keys.
+struct OsRng;
+
+impl Rng for OsRng {
+    fn fill(&mut self, dest: &mut [u8]) {
+        if getrandom::getrandom(dest).is_err() {
+            // No OS randomness at all is not something a process recovers
+            // from; but never hand out predictable masks silently either.
+            std::process::abort();
+        }
+    }
+}
+
+/// Why a connection failed, in a `closed` event.
+#[napi(object, object_from_js = false)]
+pub struct ConnectionError {
+    /// A stable snake_case kind, for example `protocol`, `pong_timeout` or
+    /// `unexpected_eof`.
+    pub code: String,
+    /// A human-readable description.
+    pub message: String,
+}
+
+/// Server: an upgrade request arrived. Answer it with `accept()` or
+/// `reject()`.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct RequestEvent {
+    /// Always `'request'`.
+    #[napi(js_name = "type", ts_type = "'request'")]
+    pub kind: Tag,
+    /// The request target, for example `/chat?room=1`.
+    pub path: String,
+    /// Every header field in order, as `[name, value]` pairs (values
+    /// decoded as Latin-1, as Node does).
+    #[napi(ts_type = "Array<[string, string]>")]
+    pub headers: Vec<Vec<String>>,
+    /// The Origin header, if any.
+    pub origin: Option<String>,
+    /// Subprotocols the client offered, in its order.
+    pub subprotocols: Vec<String>,
+    /// The subprotocol `accept()` selects unless told otherwise: the first
+    /// of the configured `subprotocols` the client offered.
+    pub selected_subprotocol: Option<String>,
+    /// Extensions the client offered (raw header values); none are
+    /// negotiated.
+    pub extensions: Vec<String>,
+}
+
+/// The handshake finished; messages may flow.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct OpenEvent {
+    /// Always `'open'`.
+    #[napi(js_name = "type", ts_type = "'open'")]
+    pub kind: Tag,
+    /// The negotiated subprotocol.
+    pub subprotocol: Option<String>,
+}
+
+/// A complete text message.
+#[napi(object, object_from_js = false)]
+pub struct TextEvent {
+    /// Always `'text'`.
+    #[napi(js_name = "type", ts_type = "'text'")]
+    pub kind: Tag,
+    /// The text.
+    #[napi(ts_type = "string")]
+    pub text: JsText,
+}
+
+/// A complete binary message.
+#[napi(object, object_from_js = false)]
+pub struct BinaryEvent {
+    /// Always `'binary'`.
+    #[napi(js_name = "type", ts_type = "'binary'")]
+    pub kind: Tag,
+    /// The payload.
+    #[napi(ts_type = "Buffer")]
+    pub data: JsBytes,
+}
+
+/// The peer sent a ping (already answered when `autoPong` is on) or a
+/// pong.
+#[napi(object, object_from_js = false)]
+pub struct ControlEvent {
+    /// `'ping'` or `'pong'`.
+    #[napi(js_name = "type", ts_type = "'ping' | 'pong'")]
+    pub kind: Tag,
+    /// The payload (at most 125 bytes).
+    #[napi(ts_type = "Buffer")]
+    pub data: JsBytes,
+}
+
+/// The connection is over. Always the last event.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct ClosedEvent {
+    /// Always `'closed'`.
+    #[napi(js_name = "type", ts_type = "'closed'")]
+    pub kind: Tag,
+    /// The peer's code if it closed first, ours if we did, 1006 if no close
+    /// frame arrived, 1005 if the peer's close frame had no code.
+    pub code: u32,
+    /// The reason that went with `code`.
+    pub reason: String,
+    /// True if the peer sent the first close frame.
+    pub by_peer: bool,
+    /// True if close frames were exchanged both ways.
+    pub clean: bool,
+    /// What went wrong, if anything did.
+    pub error: Option<ConnectionError>,
+}
+
+/// One event; in TypeScript the union `Event` of the interfaces above,
+/// told apart by `type`.
+pub enum Event {
+    /// See [`RequestEvent`].
+    Request(RequestEvent),
+    /// See [`OpenEvent`].
+    Open(OpenEvent),
+    /// See [`TextEvent`].
+    Text(TextEvent),
+    /// See [`BinaryEvent`].
+    Binary(BinaryEvent),
+    /// See [`ControlEvent`].
+    Control(ControlEvent),
+    /// See [`ClosedEvent`].
+    Closed(ClosedEvent),
+}
+
+impl TypeName for Event {
+    fn type_name() -> &'static str {
+        "Event"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for Event {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        unsafe {
+            match val {
+                Event::Request(e) => ToNapiValue::to_napi_value(env, e),
+                Event::Open(e) => ToNapiValue::to_napi_value(env, e),
+                Event::Text(e) => ToNapiValue::to_napi_value(env, e),
+                Event::Binary(e) => ToNapiValue::to_napi_value(env, e),
+                Event::Control(e) => ToNapiValue::to_napi_value(env, e),
+                Event::Closed(e) => ToNapiValue::to_napi_value(env, e),
+            }
+        }
+    }
+}
+
+fn latin1(v: &[u8]) -> String {
+    v.iter().map(|&b| b as char).collect()
+}
+
+/// A sans-IO WebSocket connection (RFC 6455), server or client role.
+///
+/// It owns no socket and reads no clock: feed it the bytes that arrive
+/// (`receiveData`), end of stream (`receiveEof`) and expired deadlines
+/// (`handleTimeout`); then write out `takeTransmit()`, act on
+/// `takeEvents()`, and call `handleTimeout` again at `pollTimeout()`.
+/// Every input call takes the current time in milliseconds as `now`
+/// (through `require('evsock')` it defaults to a monotonic clock).
+#[napi]
+pub struct Connection {
+    inner: ws::Connection,
+    /// Scratch list reused by `takeTransmit`.
+    chunks: Vec<Bytes>,
+    /// Subprotocols offered by the pending upgrade request, once seen.
+    offered: Option<Vec<String>>,
+}
+
+fn now_ms(now: Option<f64>) -> Result<u64, JsError> {
+    match now {
+        Some(t) => Ok(options::time(t)?),
+        None => Err(arg(
+            "now (milliseconds) is required when the native binding is used directly; \
+             require('evsock') supplies a monotonic clock",
+        )
+        .into()),
+    }
+}
+
+fn close_code(code: Option<f64>) -> Result<CloseCode, JsError> {
+    let Some(code) = code else {
+        return Ok(CloseCode::NORMAL);
+    };
+    let n = options::integer("code", code, 0.0, 65535.0)?;
+    let code = CloseCode(n as u16);
+    if !code.is_sendable() {
+        return Err(arg(format!(
+            "close code {n} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)"
+        ))
+        .into());
+    }
+    Ok(code)
+}
+
+#[napi]
+impl Connection {
+    /// A server connection waiting for the client's upgrade request.
+    #[napi(factory, writable, configurable)]
+    pub fn server(
+        options: Option<ConnectionOptions>,
+        now: Option<f64>,
+    ) -> Result<Connection, JsError> {
+        let o = options.unwrap_or_default();
+        let cfg = options::config(&o, Side::Server)?;
+        let now = now_ms(now)?;
+        Ok(Connection {
+            inner: ws::Connection::server(cfg, now),
+            chunks: Vec::new(),
+            offered: None,
+        })
+    }
+
+    /// A client connection for a `ws://` or `wss://` URL (TLS is the
+    /// host's business). The upgrade request is ready in `takeTransmit()`
+    /// at once.
+    #[napi(factory, writable, configurable)]
+    pub fn client(
+        url: String,
+        options: Option<ConnectionOptions>,
+        now: Option<f64>,
+    ) -> Result<Connection, JsError> {
+        let o = options.unwrap_or_default();
+        let cfg = options::config(&o, Side::Client)?;
+        let req = options::client_request(&url, &o)?;
+        let rng: Box<dyn Rng + Send> = match options::seed(&o)? {
+            Some(seed) => Box::new(SeededRng::new(seed)),
+            None => Box::new(OsRng),
+        };
+        let now = now_ms(now)?;
+        Ok(Connection {
+            inner: ws::Connection::client(cfg, req, rng, now),
+            chunks: Vec::new(),
+            offered: None,
+        })
+    }
+
+    /// Feeds bytes received from the transport.
+    #[napi]
+    pub fn receive_data(&mut self, data: Uint8ArraySlice, now: Option<f64>) -> Result<(), JsError> {
+        let now = now_ms(now)?;
+        self.inner.handle_input(now, &data);
+        Ok(())
+    }
+
+    /// Tells the connection the transport reached end of stream.
+    #[napi]
+    pub fn receive_eof(&mut self, now: Option<f64>) -> Result<(), JsError> {
+        let now = now_ms(now)?;
+        self.inner.handle_eof(now);
+        Ok(())
+    }
+
+    /// Runs the timers that are due (keep-alive pings, pong, idle,
+    /// handshake and close timeouts). Calling it early is harmless.
+    #[napi]
+    pub fn handle_timeout(&mut self, now: Option<f64>) -> Result<(), JsError> {
+        let now = now_ms(now)?;
+        self.inner.handle_timeout(now);
+        Ok(())
+    }
+
+    /// Every byte waiting to be written to the transport, concatenated in
+    /// order, or `null` when there is nothing to write.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn take_transmit(&mut self) -> Transmit {
+        let mut chunks = std::mem::take(&mut self.chunks);
+        while let Some(b) = self.inner.poll_transmit() {
+            chunks.push(b);
+        }
+        Transmit(chunks)
+    }
+
+    /// Every pending event, oldest first (an empty array when there are
+    /// none).
+    #[napi]
+    pub fn take_events(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Some(e) = self.inner.poll_event() {
+            out.push(self.convert(e));
+        }
+        out
+    }
+
+    fn convert(&mut self, e: ws::Event) -> Event {
+        match e {
+            ws::Event::Request(r) => {
+                self.offered = Some(r.subprotocols.clone());
+                Event::Request(RequestEvent {
+                    kind: Tag("request"),
+                    path: r.path,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(n, v)| vec![n, latin1(&v)])
+                        .collect(),
+                    origin: r.origin,
+                    subprotocols: r.subprotocols,
+                    selected_subprotocol: r.selected_subprotocol,
+                    extensions: r.extensions,
+                })
+            }
+            ws::Event::Open { subprotocol } => Event::Open(OpenEvent {
+                kind: Tag("open"),
+                subprotocol,
+            }),
+            ws::Event::Message(Message::Text(t)) => Event::Text(TextEvent {
+                kind: Tag("text"),
+                text: JsText(t),
+            }),
+            ws::Event::Message(Message::Binary(b)) => Event::Binary(BinaryEvent {
+                kind: Tag("binary"),
+                data: JsBytes(b),
+            }),
+            ws::Event::Ping(b) => Event::Control(ControlEvent {
+                kind: Tag("ping"),
+                data: JsBytes(b),
+            }),
+            ws::Event::Pong(b) => Event::Control(ControlEvent {
+                kind: Tag("pong"),
+                data: JsBytes(b),
+            }),
+            ws::Event::Closed(c) => Event::Closed(ClosedEvent {
+                kind: Tag("closed"),
+                code: u32::from(c.code.0),
+                reason: c.reason,
+                by_peer: c.by_peer,
+                clean: c.clean,
+                error: c.error.map(|e| ConnectionError {
+                    code: e.kind().to_string(),
+                    message: e.to_string(),
+                }),
+            }),
+        }
+    }
+
+    /// The time at which `handleTimeout` must next be called, or `null`
+    /// when no timer is armed.
+    #[napi]
+    pub fn poll_timeout(&self) -> Option<f64> {
+        self.inner.poll_timeout().map(|t| t as f64)
+    }
+
+    /// Server: accepts the pending upgrade request (after a `request`
+    /// event).
+    #[napi]
+    pub fn accept(&mut self, options: Option<AcceptOptions>) -> Result<(), JsError> {
+        let accept = options::accept(options.as_ref())?;
+        if let (Some(p), Some(offered)) = (&accept.subprotocol, &self.offered) {
+            if !p.is_empty() && !offered.iter().any(|o| o == p) {
+                return Err(arg(format!(
+                    "subprotocol {p:?} was not offered by the client (offered: {offered:?})"
+                ))
+                .into());
+            }
+        }
+        self.inner.accept(accept).map_err(error::engine)
+    }
+
+    /// Server: refuses the pending upgrade request with an HTTP status
+    /// (300-599), a text body and optional extra headers; the connection
+    /// then closes.
+    #[napi(
+        ts_args_type = "status: number, body?: string | Uint8Array, headers?: Record<string, string>"
+    )]
+    pub fn reject(
+        &mut self,
+        status: f64,
+        body: Option<napi::Either<String, Uint8ArraySlice>>,
+        headers: Option<indexmap::IndexMap<String, String>>,
+    ) -> Result<(), JsError> {
+        let body = match body {
+            None => Vec::new(),
+            Some(napi::Either::A(s)) => s.into_bytes(),
+            Some(napi::Either::B(b)) => b.to_vec(),
+        };
+        let reject = options::reject(status, body, headers.as_ref())?;
+        self.inner.reject(reject).map_err(error::engine)
+    }
+
+    /// Sends a text message.
+    #[napi]
+    pub fn send_text(&mut self, text: String) -> Result<(), JsError> {
+        self.inner.send_text(&text).map_err(error::engine)
+    }
+
+    /// Sends a binary message.
+    #[napi]
+    pub fn send_binary(&mut self, data: Uint8ArraySlice) -> Result<(), JsError> {
+        self.inner
+            .send_binary(Bytes::copy_from_slice(&data))
+            .map_err(error::engine)
+    }
+
+    /// Sends many messages in one call: strings go as text, buffers as
+    /// binary. Stops at the first refusal and throws it; the messages
+    /// before it are sent. Returns how many were queued.
+    #[napi(ts_args_type = "messages: Array<string | Uint8Array>")]
+    pub fn send_many(
+        &mut self,
+        messages: Vec<napi::Either<String, Uint8ArraySlice>>,
+    ) -> Result<u32, JsError> {
+        let mut n = 0u32;
+        for m in messages {
+            match m {
+                napi::Either::A(s) => self.inner.send_text(&s),
+                napi::Either::B(b) => self.inner.send_binary(Bytes::copy_from_slice(&b)),
+            }
+            .map_err(error::engine)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Sends a ping with up to 125 bytes of payload.
+    #[napi]
+    pub fn ping(&mut self, data: Option<Uint8ArraySlice>) -> Result<(), JsError> {
+        let payload: &[u8] = data.as_deref().unwrap_or(&[]);
+        self.inner.ping(payload).map_err(error::engine)
+    }
+
+    /// Sends an unsolicited pong (a one-way heartbeat), up to 125 bytes.
+    #[napi]
+    pub fn pong(&mut self, data: Option<Uint8ArraySlice>) -> Result<(), JsError> {
+        let payload: &[u8] = data.as_deref().unwrap_or(&[]);
+        self.inner.pong(payload).map_err(error::engine)
+    }
+
+    /// Starts the closing handshake (default code 1000) with a reason of
+    /// at most 123 UTF-8 bytes. Messages keep arriving until the peer
+    /// answers. Before the handshake completes it aborts instead (a server
+    /// answers a pending request with 503).
+    #[napi]
+    pub fn close(&mut self, code: Option<f64>, reason: Option<String>) -> Result<(), JsError> {
+        let code = close_code(code)?;
+        self.inner
+            .close(code, reason.as_deref().unwrap_or(""))
+            .map_err(error::engine)
+    }
+
+    /// The coarse state: `'handshake'` until the upgrade completes,
+    /// `'open'` while messages flow, `'closing'` once a close frame was
+    /// sent or received, `'closed'` when finished (write any remaining
+    /// output, then close the socket).
+    #[napi(getter, ts_return_type = "'handshake' | 'open' | 'closing' | 'closed'")]
+    pub fn state(&self) -> &'static str {
+        match self.inner.state() {
+            ws::State::Handshake => "handshake",
+            ws::State::Open => "open",
+            ws::State::Closing => "closing",
+            ws::State::Closed => "closed",
+        }
+    }
+
+    /// True once the connection has ended (output may still need writing).
+    #[napi(getter)]
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Bytes queued and not yet taken by `takeTransmit()`.
+    #[napi(getter)]
+    pub fn buffered_amount(&self) -> f64 {
+        self.inner.buffered_amount() as f64
+    }
+
+    /// The negotiated subprotocol, once open.
+    #[napi(getter)]
+    pub fn subprotocol(&self) -> Option<String> {
+        self.inner.subprotocol().map(str::to_string)
+    }
+
+    /// `"server"` or `"client"`.
+    #[napi(getter, ts_return_type = "'server' | 'client'")]
+    pub fn role(&self) -> &'static str {
+        match self.inner.role() {
+            ws::Role::Server => "server",
+            ws::Role::Client => "client",
+        }
+    }
+}
