@@ -119,6 +119,9 @@ enum evsock_status
   EVSOCK_ERR_CLOSE_TIMEOUT = -29,
   // The transport ended without a closing handshake; 1006 (closed events).
   EVSOCK_ERR_UNEXPECTED_EOF = -30,
+  // A compressed (permessage-deflate) message could not be inflated;
+  // 1007 (closed events).
+  EVSOCK_ERR_COMPRESSION = -31,
   // An engine error this version of the C API has no code for; the
   // message still says what happened.
   EVSOCK_ERR_OTHER = -99,
@@ -255,6 +258,25 @@ enum evsock_option
   // With an origin allow-list (`evsock_config_allow_origin`), accept
   // requests that carry no Origin header (flag). Default 0.
   EVSOCK_OPT_ALLOW_MISSING_ORIGIN = 14,
+  // permessage-deflate (RFC 7692): offer it (client) or accept it
+  // (server) (flag). Default 1; its memory is spent only once a message
+  // is compressed. Setting 1 restores the defaults of the options below,
+  // which may only be set while it is on.
+  EVSOCK_OPT_DEFLATE = 15,
+  // Messages shorter than this many bytes are sent uncompressed.
+  // Default 256.
+  EVSOCK_OPT_DEFLATE_THRESHOLD = 16,
+  // Compression level, 0-9. Default 3.
+  EVSOCK_OPT_DEFLATE_LEVEL = 17,
+  // Largest LZ77 window of the server's compressor, as a power of two,
+  // 9-15. Default 15.
+  EVSOCK_OPT_DEFLATE_SERVER_MAX_WINDOW_BITS = 18,
+  // Largest window of the client's compressor, 9-15. Default 15.
+  EVSOCK_OPT_DEFLATE_CLIENT_MAX_WINDOW_BITS = 19,
+  // The server compresses each message on its own (flag). Default 1.
+  EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER = 20,
+  // The client compresses each message on its own (flag). Default 0.
+  EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -436,7 +458,8 @@ void evsock_config_free(struct evsock_config *cfg);
 // Sets one option (see `evsock_option` for units and defaults). Returns
 // `EVSOCK_ERR_INVALID_ARGUMENT` for an unknown option or a value out of
 // range, and `EVSOCK_ERR_INVALID_STATE` for
-// `EVSOCK_OPT_ALLOW_MISSING_ORIGIN` without an origin allow-list.
+// `EVSOCK_OPT_ALLOW_MISSING_ORIGIN` without an origin allow-list or a
+// deflate sub-option while `EVSOCK_OPT_DEFLATE` is 0.
 //
 // # Safety
 // `cfg` must be NULL (an error) or a live config handle not used by another
@@ -445,7 +468,8 @@ evsock_status evsock_config_set(struct evsock_config *cfg, uint32_t option, uint
 
 // Reads one option into `*value`, in the units `evsock_config_set` takes
 // (a timer that is off reads as 0). `ALLOW_MISSING_ORIGIN` reads 1 when
-// there is no allow-list (every request is accepted).
+// there is no allow-list (every request is accepted). The deflate
+// sub-options give `EVSOCK_ERR_INVALID_STATE` while deflate is off.
 //
 // # Safety
 // `cfg` must be NULL (an error) or a live config handle; `value` must be

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use evsock::ws::{Config, OriginPolicy};
+use evsock::ws::{Config, DeflateConfig, OriginPolicy};
 
 use crate::status::{evsock_status, guard, Fail, FfiResult};
 use crate::util::{c_str_arg, is_token};
@@ -63,13 +63,32 @@ pub enum evsock_option {
     /// With an origin allow-list (`evsock_config_allow_origin`), accept
     /// requests that carry no Origin header (flag). Default 0.
     EVSOCK_OPT_ALLOW_MISSING_ORIGIN = 14,
+    /// permessage-deflate (RFC 7692): offer it (client) or accept it
+    /// (server) (flag). Default 1; its memory is spent only once a message
+    /// is compressed. Setting 1 restores the defaults of the options below,
+    /// which may only be set while it is on.
+    EVSOCK_OPT_DEFLATE = 15,
+    /// Messages shorter than this many bytes are sent uncompressed.
+    /// Default 256.
+    EVSOCK_OPT_DEFLATE_THRESHOLD = 16,
+    /// Compression level, 0-9. Default 3.
+    EVSOCK_OPT_DEFLATE_LEVEL = 17,
+    /// Largest LZ77 window of the server's compressor, as a power of two,
+    /// 9-15. Default 15.
+    EVSOCK_OPT_DEFLATE_SERVER_MAX_WINDOW_BITS = 18,
+    /// Largest window of the client's compressor, 9-15. Default 15.
+    EVSOCK_OPT_DEFLATE_CLIENT_MAX_WINDOW_BITS = 19,
+    /// The server compresses each message on its own (flag). Default 1.
+    EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER = 20,
+    /// The client compresses each message on its own (flag). Default 0.
+    EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER = 21,
 }
 
 use evsock_option::*;
 
 impl evsock_option {
     fn from_u32(v: u32) -> Option<evsock_option> {
-        const ALL: [evsock_option; 14] = [
+        const ALL: [evsock_option; 21] = [
             EVSOCK_OPT_MAX_FRAME_SIZE,
             EVSOCK_OPT_MAX_MESSAGE_SIZE,
             EVSOCK_OPT_MAX_FRAGMENTS,
@@ -84,6 +103,13 @@ impl evsock_option {
             EVSOCK_OPT_AUTO_PONG,
             EVSOCK_OPT_BUFFER_RETAIN,
             EVSOCK_OPT_ALLOW_MISSING_ORIGIN,
+            EVSOCK_OPT_DEFLATE,
+            EVSOCK_OPT_DEFLATE_THRESHOLD,
+            EVSOCK_OPT_DEFLATE_LEVEL,
+            EVSOCK_OPT_DEFLATE_SERVER_MAX_WINDOW_BITS,
+            EVSOCK_OPT_DEFLATE_CLIENT_MAX_WINDOW_BITS,
+            EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER,
+            EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER,
         ];
         ALL.iter().copied().find(|o| *o as u32 == v)
     }
@@ -190,6 +216,29 @@ fn size(v: u64) -> Result<usize, Fail> {
     }
 }
 
+fn deflate_off() -> Fail {
+    Fail::new(
+        evsock_status::EVSOCK_ERR_INVALID_STATE,
+        "permessage-deflate is off: set EVSOCK_OPT_DEFLATE to 1 first",
+    )
+}
+
+fn deflate_mut(c: &mut Config) -> Result<&mut DeflateConfig, Fail> {
+    c.deflate.as_mut().ok_or_else(deflate_off)
+}
+
+fn deflate_ref(c: &Config) -> Result<&DeflateConfig, Fail> {
+    c.deflate.as_ref().ok_or_else(deflate_off)
+}
+
+fn ranged(v: u64, lo: u64, hi: u64, what: &str) -> Result<u64, Fail> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Fail::arg(format!("{what} must be {lo}-{hi}, not {v}")))
+    }
+}
+
 fn timer(v: u64) -> Option<u64> {
     (v != 0).then_some(v)
 }
@@ -205,7 +254,8 @@ fn flag(v: u64) -> Result<bool, Fail> {
 /// Sets one option (see `evsock_option` for units and defaults). Returns
 /// `EVSOCK_ERR_INVALID_ARGUMENT` for an unknown option or a value out of
 /// range, and `EVSOCK_ERR_INVALID_STATE` for
-/// `EVSOCK_OPT_ALLOW_MISSING_ORIGIN` without an origin allow-list.
+/// `EVSOCK_OPT_ALLOW_MISSING_ORIGIN` without an origin allow-list or a
+/// deflate sub-option while `EVSOCK_OPT_DEFLATE` is 0.
 ///
 /// # Safety
 /// `cfg` must be NULL (an error) or a live config handle not used by another
@@ -252,6 +302,28 @@ pub unsafe extern "C" fn evsock_config_set(
                     }
                 }
             }
+            EVSOCK_OPT_DEFLATE => {
+                c.deflate = flag(value)?.then(DeflateConfig::default);
+            }
+            EVSOCK_OPT_DEFLATE_THRESHOLD => {
+                deflate_mut(c)?.threshold =
+                    usize::try_from(value).map_err(|_| Fail::arg("size does not fit in size_t"))?
+            }
+            EVSOCK_OPT_DEFLATE_LEVEL => {
+                deflate_mut(c)?.level = ranged(value, 0, 9, "level")? as u32
+            }
+            EVSOCK_OPT_DEFLATE_SERVER_MAX_WINDOW_BITS => {
+                deflate_mut(c)?.server_max_window_bits = ranged(value, 9, 15, "window bits")? as u8
+            }
+            EVSOCK_OPT_DEFLATE_CLIENT_MAX_WINDOW_BITS => {
+                deflate_mut(c)?.client_max_window_bits = ranged(value, 9, 15, "window bits")? as u8
+            }
+            EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER => {
+                deflate_mut(c)?.server_no_context_takeover = flag(value)?
+            }
+            EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER => {
+                deflate_mut(c)?.client_no_context_takeover = flag(value)?
+            }
         }
         Ok(evsock_status::EVSOCK_OK)
     })
@@ -259,7 +331,8 @@ pub unsafe extern "C" fn evsock_config_set(
 
 /// Reads one option into `*value`, in the units `evsock_config_set` takes
 /// (a timer that is off reads as 0). `ALLOW_MISSING_ORIGIN` reads 1 when
-/// there is no allow-list (every request is accepted).
+/// there is no allow-list (every request is accepted). The deflate
+/// sub-options give `EVSOCK_ERR_INVALID_STATE` while deflate is off.
 ///
 /// # Safety
 /// `cfg` must be NULL (an error) or a live config handle; `value` must be
@@ -298,6 +371,21 @@ pub unsafe extern "C" fn evsock_config_get(
                 OriginPolicy::Any => 1,
                 OriginPolicy::AllowList { allow_missing, .. } => *allow_missing as u64,
             },
+            EVSOCK_OPT_DEFLATE => c.deflate.is_some() as u64,
+            EVSOCK_OPT_DEFLATE_THRESHOLD => deflate_ref(c)?.threshold as u64,
+            EVSOCK_OPT_DEFLATE_LEVEL => u64::from(deflate_ref(c)?.level),
+            EVSOCK_OPT_DEFLATE_SERVER_MAX_WINDOW_BITS => {
+                u64::from(deflate_ref(c)?.server_max_window_bits)
+            }
+            EVSOCK_OPT_DEFLATE_CLIENT_MAX_WINDOW_BITS => {
+                u64::from(deflate_ref(c)?.client_max_window_bits)
+            }
+            EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER => {
+                deflate_ref(c)?.server_no_context_takeover as u64
+            }
+            EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER => {
+                deflate_ref(c)?.client_no_context_takeover as u64
+            }
         };
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { value.write(v) };

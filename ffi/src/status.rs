@@ -64,6 +64,9 @@ pub enum evsock_status {
     EVSOCK_ERR_CLOSE_TIMEOUT = -29,
     /// The transport ended without a closing handshake; 1006 (closed events).
     EVSOCK_ERR_UNEXPECTED_EOF = -30,
+    /// A compressed (permessage-deflate) message could not be inflated;
+    /// 1007 (closed events).
+    EVSOCK_ERR_COMPRESSION = -31,
     /// An engine error this version of the C API has no code for; the
     /// message still says what happened.
     EVSOCK_ERR_OTHER = -99,
@@ -96,6 +99,7 @@ impl evsock_status {
             EVSOCK_ERR_HANDSHAKE_TIMEOUT => "handshake_timeout\0",
             EVSOCK_ERR_CLOSE_TIMEOUT => "close_timeout\0",
             EVSOCK_ERR_UNEXPECTED_EOF => "unexpected_eof\0",
+            EVSOCK_ERR_COMPRESSION => "compression\0",
             EVSOCK_ERR_OTHER => "other\0",
         }
     }
@@ -106,7 +110,7 @@ impl evsock_status {
     }
 
     /// Every status, for lookups by number.
-    pub(crate) const ALL: [evsock_status; 21] = [
+    pub(crate) const ALL: [evsock_status; 22] = [
         EVSOCK_OK,
         EVSOCK_EMPTY,
         EVSOCK_ERR_NULL_POINTER,
@@ -127,6 +131,7 @@ impl evsock_status {
         EVSOCK_ERR_HANDSHAKE_TIMEOUT,
         EVSOCK_ERR_CLOSE_TIMEOUT,
         EVSOCK_ERR_UNEXPECTED_EOF,
+        EVSOCK_ERR_COMPRESSION,
         EVSOCK_ERR_OTHER,
     ];
 

@@ -51,6 +51,7 @@ fn every_engine_error_kind_has_its_own_status() {
         Error::InvalidState("x"),
         Error::OutboundFull { limit: 0 },
         Error::InvalidArgument("x"),
+        Error::Compression,
     ];
     let mut seen = std::collections::HashSet::new();
     for e in &errors {

@@ -205,6 +205,18 @@ static const struct {
     {"auto_pong", EVSOCK_OPT_AUTO_PONG},
 };
 
+static const struct {
+    const char *key;
+    uint32_t opt;
+} DEFLATE_OPTIONS[] = {
+    {"threshold", EVSOCK_OPT_DEFLATE_THRESHOLD},
+    {"level", EVSOCK_OPT_DEFLATE_LEVEL},
+    {"server_max_window_bits", EVSOCK_OPT_DEFLATE_SERVER_MAX_WINDOW_BITS},
+    {"client_max_window_bits", EVSOCK_OPT_DEFLATE_CLIENT_MAX_WINDOW_BITS},
+    {"server_no_context_takeover", EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER},
+    {"client_no_context_takeover", EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER},
+};
+
 static const char *KNOWN_STEP_KEYS[] = {
     "input", "input_text", "eof", "timeout", "call", "at", "subprotocol",
     "status", "body", "text", "hex", "code", "reason", "transmit", "transmit_text",
@@ -225,6 +237,27 @@ static int vector_config(json_t *cfgj, evsock_config **out) {
             if (evsock_config_set(cfg, VECTOR_OPTIONS[i].opt, v) != EVSOCK_OK) {
                 evsock_config_free(cfg);
                 return fail("config %s: %s", key, evsock_last_error());
+            }
+            handled = 1;
+        }
+        if (!strcmp(key, "deflate")) {
+            /* false turns it off; true or an object turns it on, the object
+             * overriding single parameters. */
+            if (evsock_config_set(cfg, EVSOCK_OPT_DEFLATE, json_is_false(val) ? 0 : 1) != EVSOCK_OK) {
+                evsock_config_free(cfg);
+                return fail("config deflate: %s", evsock_last_error());
+            }
+            const char *dk;
+            json_t *dv;
+            json_object_foreach(val, dk, dv) {
+                uint32_t opt = 0;
+                for (size_t i = 0; i < sizeof DEFLATE_OPTIONS / sizeof DEFLATE_OPTIONS[0]; i++)
+                    if (!strcmp(dk, DEFLATE_OPTIONS[i].key)) opt = DEFLATE_OPTIONS[i].opt;
+                uint64_t v = json_is_true(dv) ? 1 : json_is_integer(dv) ? (uint64_t)json_integer_value(dv) : 0;
+                if (!opt || evsock_config_set(cfg, opt, v) != EVSOCK_OK) {
+                    evsock_config_free(cfg);
+                    return fail("config deflate.%s: %s", dk, opt ? evsock_last_error() : "unknown key");
+                }
             }
             handled = 1;
         }
