@@ -1,6 +1,6 @@
 //! The ratio table: every case, every contender, timed interleaved.
 //!
-//! `cargo bench -p evsock-benches --bench ratios -- [--quick] [--out FILE] [--filter TEXT]`
+//! `cargo bench -p evsock-benches --bench ratios -- [--quick] [--out FILE] [--filter TEXT] [--only NAME,NAME]`
 
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ fn main() {
             .and_then(|i| args.get(i + 1).cloned())
     };
     let filter = value("--filter");
+    let only: Option<Vec<String>> =
+        value("--only").map(|v| v.split(',').map(str::to_string).collect());
     let out = value("--out");
     let (size, budget, min_rounds) = if quick {
         (Size::Quick, Duration::from_millis(300), 3)
@@ -30,6 +32,10 @@ fn main() {
         {
             continue;
         }
+        if let Some(only) = &only {
+            case.contenders
+                .retain(|c| only.iter().any(|o| o.as_str() == c.name()));
+        }
         let t = run_case(&mut case, budget, min_rounds);
         eprintln!("measured {} ({} rounds)", t.name, t.rounds);
         results.push(t);
@@ -38,7 +44,7 @@ fn main() {
     report.push_str("Throughput ratios, evsock / peer (above 1.00x: evsock is faster; vs memcpy: share of the copy ceiling)\n\n");
     report.push_str(&ratio_table(&results));
     report.push_str(
-        "\nEvery contender (medians; absolute numbers are noisy on a shared machine)\n\n",
+        "\nEvery contender (absolute numbers are noisy on a shared machine; compare within a row group only)\n\n",
     );
     report.push_str(&detail_table(&results));
     print!("{report}");

@@ -45,7 +45,8 @@ fn parse_case(name: &str, input: Inbound) -> Case {
             Box::new(EvsockParse::new(input.clone(), false)),
             Box::new(TungsteniteParse::new(input.clone())),
             Box::new(FastwsParse::new(input.clone())),
-            Box::new(MemcpyParse::new(input)),
+            Box::new(MemcpyParse::new(input.clone(), false)),
+            Box::new(MemcpyParse::new(input, true)),
         ],
     }
 }
