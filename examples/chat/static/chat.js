@@ -77,7 +77,7 @@ function isoOf(ts) {
 function ensureRoom(name) {
   let r = state.rooms.get(name);
   if (!r) {
-    r = { name, joined: false, members: new Set(), messages: [], ids: new Set(), unread: 0 };
+    r = { name, joined: false, members: new Set(), messages: [], ids: new Set(), unread: 0, pending: [] };
     state.rooms.set(name, r);
   }
   return r;
@@ -145,10 +145,24 @@ async function sendText(text) {
     notice(`A message is 1 to ${MAX_TEXT} characters.`);
     return false;
   }
+  // Shown as "sending" until the server confirms; the message itself then
+  // arrives like everyone else's, as a chat/msg push.
+  const r = state.rooms.get(room);
+  const p = { text, el: null };
+  if (r) {
+    r.pending.push(p);
+    if (state.current === room) showPending(p);
+  }
+  const done = () => {
+    if (r) r.pending = r.pending.filter((x) => x !== p);
+    if (p.el) p.el.remove();
+  };
   try {
     await chat.client.request('chat/send', { room, text }, { timeoutMs: REQUEST_TIMEOUT_MS });
+    done();
     return true;
   } catch (e) {
+    done();
     notice(`Not sent: ${describeError(e)}`);
     return false;
   }
@@ -200,6 +214,11 @@ function rejoinAll() {
 
 // ------------------------------------------------------------ rendering ---
 
+const BANNERS = {
+  reconnecting: 'Connection lost, reconnecting… Messages you send meanwhile go out as soon as it is back.',
+  offline: 'Disconnected. Reload the page to chat again.',
+};
+
 function setStatus(s) {
   state.status = s;
   state.statusHistory.push(s);
@@ -208,6 +227,10 @@ function setStatus(s) {
   e.className = `status status-${s}`;
   $('send').disabled = s === 'offline';
   document.body.dataset.status = s;
+  const b = $('banner');
+  b.textContent = BANNERS[s] || '';
+  b.hidden = !BANNERS[s];
+  b.className = `banner banner-${s}`;
 }
 
 function renderRooms() {
@@ -237,11 +260,18 @@ function renderMembers() {
   );
 }
 
-function messageElement(m) {
+/** Whether `m` continues `prev` (same author within two minutes): then
+ * its name and time are not repeated. */
+function continues(prev, m) {
+  return !!prev && prev.from === m.from && Math.abs(m.ts - prev.ts) < 120_000;
+}
+
+function messageElement(m, prev) {
   const mine = m.from === state.user;
+  const cls = ['msg', mine ? 'mine' : '', continues(prev, m) ? 'cont' : ''].filter(Boolean).join(' ');
   return el(
     'li',
-    { class: mine ? 'msg mine' : 'msg', dataset: { id: String(m.id), room: m.room } },
+    { class: cls, dataset: { id: String(m.id), room: m.room } },
     el(
       'div',
       { class: 'meta' },
@@ -256,10 +286,26 @@ function nearBottom(list) {
   return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
 }
 
+function pendingElement(p) {
+  return el('li', { class: 'pending mine', title: 'sending…' }, el('div', { class: 'meta' }, el('span', {}, 'sending…')), el('div', { class: 'bubble' }, p.text));
+}
+
+function showPending(p) {
+  const list = $('messages');
+  p.el = pendingElement(p);
+  list.append(p.el);
+  $('empty').hidden = true;
+  list.scrollTop = list.scrollHeight;
+}
+
 function appendMessage(m) {
   const list = $('messages');
   const stick = nearBottom(list);
-  list.append(messageElement(m));
+  const r = state.rooms.get(m.room);
+  const prev = r && r.messages.length > 1 ? r.messages[r.messages.length - 2] : null;
+  // New messages go above the ones still "sending".
+  const firstPending = list.querySelector('.pending');
+  list.insertBefore(messageElement(m, prev), firstPending);
   $('empty').hidden = true;
   if (stick) list.scrollTop = list.scrollHeight;
 }
@@ -270,8 +316,9 @@ function renderRoom() {
   $('leave').hidden = !r;
   $('text').disabled = !r;
   const list = $('messages');
-  list.replaceChildren(...(r ? r.messages.map(messageElement) : []));
-  $('empty').hidden = !!(r && r.messages.length);
+  list.replaceChildren(...(r ? r.messages.map((m, i) => messageElement(m, r.messages[i - 1])) : []));
+  if (r) for (const p of r.pending) list.append((p.el = pendingElement(p)));
+  $('empty').hidden = !!(r && (r.messages.length || r.pending.length));
   $('empty').textContent = r ? 'No messages yet. Say hello!' : 'Join a room to start chatting.';
   list.scrollTop = list.scrollHeight;
   renderMembers();
@@ -304,6 +351,7 @@ function start(user) {
   $('login').hidden = true;
   $('app').hidden = false;
   $('me').hidden = false;
+  $('conn').hidden = false;
   $('me-name').textContent = user;
   document.title = `${user} · evsock chat`;
 
