@@ -848,6 +848,7 @@ export class Session {
     this.backoff = new Backoff(cfg.backoffBaseMs, cfg.backoffMaxMs);
     this.retryAfter = null;
     this.reconnectAt = null;
+    this.honourUntil = null; // a server's retry-after is never cut short
 
     this.out = [];
   }
@@ -1119,6 +1120,17 @@ export class Session {
     if (connected) this.emit({ type: 'close_transport', reason: 'session_closed' });
   }
 
+  /** Client: if waiting for the backoff delay (and not for a server's
+   * retry-after), reconnect at `now` instead, e.g. because the browser just
+   * came back online. An addition of the JS client; the wire is unchanged. */
+  reconnectNow(now) {
+    this.tick(now);
+    if (this.role !== 'client' || this.state !== DISCONNECTED || this.reconnectAt === null) return false;
+    if (this.honourUntil !== null && this.honourUntil > this.now) return false;
+    if (this.reconnectAt > this.now) this.reconnectAt = this.now;
+    return true;
+  }
+
   /** Server: asks the client to disconnect and retry after a while. */
   goAway(now, retryAfterMs) {
     this.tick(now);
@@ -1306,6 +1318,7 @@ export class Session {
     this.retryAfter = null;
     const d = this.backoff.nextDelay(this.random, ra);
     this.reconnectAt = this.now + d;
+    this.honourUntil = ra ? this.now + ra : null;
   }
 
   protocolDrop(reason) {
@@ -1628,8 +1641,10 @@ function resolveUrl(url) {
  *
  * Options also take `config` (Session config overrides), `WebSocket` (a
  * constructor, for tests or Node), `now` and `random` (for tests),
- * `protocols`, `connectTimeoutMs` (default: the handshake timeout) and
- * `autoConnect` (default true; otherwise call `connect()`).
+ * `protocols`, `connectTimeoutMs` (default: the handshake timeout),
+ * `autoConnect` (default true; otherwise call `connect()`) and
+ * `reconnectOnOnline` (default true: skip the backoff wait when the
+ * browser fires `online`).
  */
 export class EvsockClient {
   constructor(url, options = {}) {
@@ -1656,7 +1671,18 @@ export class EvsockClient {
     this._state = 'connecting';
     this._started = false;
     this.sessionId = null;
+    this._onOnline = () => this.reconnectNow();
+    if (options.reconnectOnOnline !== false && typeof globalThis.addEventListener === 'function') {
+      globalThis.addEventListener('online', this._onOnline);
+    }
     if (options.autoConnect !== false) this.connect();
+  }
+
+  /** While reconnecting, try again now instead of waiting out the backoff
+   * delay (a server's retry-after is still honoured). Called by itself when
+   * the browser fires `online`. */
+  reconnectNow() {
+    if (this.session.reconnectNow(this._now())) this._pump();
   }
 
   /** connecting | online | reconnecting | offline */
@@ -1745,6 +1771,7 @@ export class EvsockClient {
   /** Ends the session for good (pending requests fail with
    * session_closed) and closes the connection. */
   close() {
+    if (typeof globalThis.removeEventListener === 'function') globalThis.removeEventListener('online', this._onOnline);
     this.session.close(this._now());
     this._pump();
     this._clearTimers();

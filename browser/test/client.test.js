@@ -283,3 +283,28 @@ test('handler exceptions do not break the client', async () => {
   assert.deepEqual(ok, [1, 2]);
   assert.deepEqual(seen, ['boom', 'boom']);
 });
+
+test('reconnectNow skips the backoff wait but not a retry-after', async () => {
+  // rng near the cap: each retry would wait almost the whole cap.
+  const { clock, server, c } = setup({ seq: [2n ** 63n - 1n] });
+  await clock.advance(20);
+  const sid = c.sessionId;
+  server.refuse = true;
+  server.dropAll();
+  await clock.advance(3000); // several refused attempts, backoff growing
+  assert.equal(c.state, 'reconnecting');
+  server.refuse = false;
+  c.reconnectNow();
+  await clock.advance(10);
+  assert.equal(c.state, 'online');
+  assert.equal(c.sessionId, sid);
+  // After a go-away with retry-after, reconnectNow does not cut it short.
+  server.session(sid).s.goAway(clock.now(), 5000);
+  server.pump(server.session(sid));
+  await clock.advance(10);
+  c.reconnectNow();
+  await clock.advance(4000);
+  assert.equal(c.state, 'reconnecting');
+  await clock.advance(1500);
+  assert.equal(c.state, 'online');
+});
