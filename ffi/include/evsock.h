@@ -8,16 +8,25 @@
  *   on bytes read:        evsock_conn_handle_input(conn, now, buf, n);
  *   on read() == 0:       evsock_conn_handle_eof(conn, now);
  *   at the deadline:      evsock_conn_handle_timeout(conn, now);
- *   then drain:           while (evsock_conn_poll_transmit(conn, &p, &n) == EVSOCK_OK) write p[0..n);
- *                         while (evsock_conn_poll_event(conn, &ev) == EVSOCK_OK) handle ev;
- *                         (handling an event may send: drain transmit again)
- *                         evsock_conn_poll_timeout(conn, &deadline) arms the timer;
+ *   then drain:           for (;;) {
+ *                             evsock_conn_poll_output(conn, &out);
+ *                             if (out.kind == EVSOCK_OUTPUT_TRANSMIT) write out.data[0..out.len);
+ *                             else if (out.kind == EVSOCK_OUTPUT_EVENT) handle out.event (may send);
+ *                             else { if (out.has_deadline) arm a timer; break; }   // WAIT
+ *                         }
  *                         once evsock_conn_state() is EVSOCK_STATE_CLOSED and
- *                         nothing is left to write, close the socket and
+ *                         everything is written, close the socket and
  *                         evsock_conn_free(conn).
  *
+ * Sessions (evsock_session_*) add event vectors with acknowledged delivery,
+ * request/reply and resume on top of any message transport: feed each
+ * TEXT/BINARY event of a connection to evsock_session_handle_message, send
+ * every EVSOCK_SESSION_OUTPUT_SEND as one message, and report the
+ * connection's OPEN / CLOSED with evsock_session_handle_connected /
+ * _disconnected. A session outlives its connections.
+ *
  * Ownership and lifetime rules, for every pointer in this header:
- *  - Handles (evsock_config *, evsock_conn *) are created by the *_new*
+ *  - Handles (evsock_config *, evsock_conn *, evsock_session *) are created by the *_new*
  *    functions, owned by the caller, and released exactly once with the
  *    matching *_free function. NULL is a no-op for the free functions.
  *  - Pointer arguments (strings, byte buffers, arrays, option structs) are
@@ -122,6 +131,29 @@ enum evsock_status
   // A compressed (permessage-deflate) message could not be inflated;
   // 1007 (closed events).
   EVSOCK_ERR_COMPRESSION = -31,
+  // Session call refused: the event id is not valid.
+  EVSOCK_ERR_BAD_EVENT_ID = -40,
+  // Session call refused: the event id is in the reserved `evs/` space.
+  EVSOCK_ERR_RESERVED_EVENT = -41,
+  // Session call refused: the data is not one well-formed value of the
+  // session's format (JSON text or MessagePack), nor empty.
+  EVSOCK_ERR_INVALID_DATA = -42,
+  // Session call refused: the envelope would exceed the message limit.
+  EVSOCK_ERR_TOO_LARGE = -43,
+  // Session call refused: fire-and-forget needs an established
+  // connection.
+  EVSOCK_ERR_NOT_CONNECTED = -44,
+  // Session call refused: too many outgoing requests are pending.
+  EVSOCK_ERR_TOO_MANY_PENDING = -45,
+  // Session call refused: the request timeout is 0 or above the limit.
+  EVSOCK_ERR_BAD_TIMEOUT = -46,
+  // Session call refused: no incoming request with this id awaits a
+  // reply.
+  EVSOCK_ERR_UNKNOWN_REQUEST = -47,
+  // Session call refused: the idempotency key is empty or too long.
+  EVSOCK_ERR_BAD_IDEMPOTENCY_KEY = -48,
+  // Session call refused: the session is closed.
+  EVSOCK_ERR_CLOSED = -49,
   // An engine error this version of the C API has no code for; the
   // message still says what happened.
   EVSOCK_ERR_OTHER = -99,
@@ -218,10 +250,122 @@ typedef uint32_t evsock_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Session wire formats (`EVSOCK_OPT_SESSION_FORMAT`, `evsock_hello`).
+enum evsock_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // JSON in text messages.
+  EVSOCK_FORMAT_JSON = 0,
+  // MessagePack in binary messages.
+  EVSOCK_FORMAT_MSGPACK = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum evsock_format evsock_format;
+#else
+typedef uint32_t evsock_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What `evsock_session_poll_output` returned.
+enum evsock_session_output_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Nothing (the poll returned `EVSOCK_EMPTY`).
+  EVSOCK_SESSION_OUTPUT_NONE = 0,
+  // Send `data`/`len` as one transport message of `message_kind`.
+  EVSOCK_SESSION_OUTPUT_SEND = 1,
+  // Handle the session event `event`.
+  EVSOCK_SESSION_OUTPUT_EVENT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum evsock_session_output_kind evsock_session_output_kind;
+#else
+typedef uint32_t evsock_session_output_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Session events; the fields of `evsock_session_output` each one uses are
+// listed with it.
+enum evsock_session_event_type
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not an event.
+  EVSOCK_SESSION_EVENT_NONE = 0,
+  // The handshake completed on a new connection: `session_id`, `resumed`.
+  EVSOCK_SESSION_EVENT_ESTABLISHED = 1,
+  // Client: the server could not resume the session; a fresh one follows.
+  // `has_range`, `from`..`to`: this side's reliable ids never confirmed.
+  EVSOCK_SESSION_EVENT_RESET = 2,
+  // Incoming reliable ids `from`..`to` were evicted and will not arrive.
+  EVSOCK_SESSION_EVENT_GAP = 3,
+  // An application event: `name`, `data`/`len`, and `has_id`/`id` when
+  // it was sent reliably.
+  EVSOCK_SESSION_EVENT_MESSAGE = 4,
+  // An incoming request: `req` (pass it to `evsock_session_reply`),
+  // `name`, `data`/`len`, `timeout_ms`, `idempotency_key` (or NULL).
+  EVSOCK_SESSION_EVENT_REQUEST = 5,
+  // The reply to outgoing request `req`: `data`/`len`.
+  EVSOCK_SESSION_EVENT_REPLY = 6,
+  // Outgoing request `req` ended without a reply: `code` is "timeout",
+  // "session_closed", "resume_failed" or "remote" (then `data`/`len` is
+  // the peer's error data).
+  EVSOCK_SESSION_EVENT_REQUEST_FAILED = 7,
+  // Client: the reconnect delay passed; open a new transport connection.
+  EVSOCK_SESSION_EVENT_RECONNECT = 8,
+  // Close the current transport connection: `code` is the reason
+  // ("idle_timeout", "handshake_timeout", "protocol_error", "go_away",
+  // "session_closed").
+  EVSOCK_SESSION_EVENT_CLOSE_TRANSPORT = 9,
+  // Server: the resume window passed; free the session.
+  EVSOCK_SESSION_EVENT_EXPIRED = 10,
+  // The session ended for good: `by_peer`.
+  EVSOCK_SESSION_EVENT_CLOSED = 11,
+  // A bad input was ignored: `code` (for example "envelope",
+  // "out_of_order") and `message`.
+  EVSOCK_SESSION_EVENT_ERROR = 12,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum evsock_session_event_type evsock_session_event_type;
+#else
+typedef uint32_t evsock_session_event_type;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The kind of a transport message a session sends or receives.
+enum evsock_message_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A text message (JSON sessions).
+  EVSOCK_MESSAGE_TEXT = 1,
+  // A binary message (MessagePack sessions).
+  EVSOCK_MESSAGE_BINARY = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum evsock_message_kind evsock_message_kind;
+#else
+typedef uint32_t evsock_message_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Keys for `evsock_config_set` / `evsock_config_get`.
 //
 // Sizes are in bytes and must be at least 1. Timers are milliseconds of the
-// host's clock, and 0 turns a timer off. Flags are 0 or 1.
+// host's clock, and 0 turns a timer off. Flags are 0 or 1. Options 1-21
+// apply to WebSocket connections (`evsock_conn_*`), options from 100 to
+// sessions (`evsock_session_*`); `evsock_config_new_without_timers` turns
+// off the connection timers only.
 enum evsock_option
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
@@ -277,6 +421,52 @@ enum evsock_option
   EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER = 20,
   // The client compresses each message on its own (flag). Default 0.
   EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER = 21,
+  // Sessions: the wire format a client speaks, `EVSOCK_FORMAT_JSON` (0,
+  // text messages, the default) or `EVSOCK_FORMAT_MSGPACK` (1, binary
+  // messages). A server answers in the format of the hello it receives.
+  EVSOCK_OPT_SESSION_FORMAT = 100,
+  // Sessions: largest transport message accepted or produced. Default
+  // 1 MiB.
+  EVSOCK_OPT_SESSION_MAX_MESSAGE_BYTES = 101,
+  // Sessions: most envelopes in one batch. Default 64.
+  EVSOCK_OPT_SESSION_MAX_BATCH_ENVELOPES = 102,
+  // Sessions (server): how long a disconnected session stays resumable.
+  // Default 60000.
+  EVSOCK_OPT_SESSION_RESUME_WINDOW_MS = 103,
+  // Sessions: most bytes of unacknowledged reliable messages kept for
+  // retransmission. Default 1 MiB.
+  EVSOCK_OPT_SESSION_RESUME_BUFFER_BYTES = 104,
+  // Sessions: unacknowledged reliable messages older than this are
+  // evicted. Default 60000.
+  EVSOCK_OPT_SESSION_RESUME_BUFFER_AGE_MS = 105,
+  // Sessions: most outstanding outgoing requests. Default 1024.
+  EVSOCK_OPT_SESSION_MAX_PENDING_REQUESTS = 106,
+  // Sessions: most incoming requests awaiting a reply. Default 1024.
+  EVSOCK_OPT_SESSION_MAX_INCOMING_REQUESTS = 107,
+  // Sessions: largest request timeout accepted. Default 600000.
+  EVSOCK_OPT_SESSION_MAX_REQUEST_TIMEOUT_MS = 108,
+  // Sessions: delay before a standalone ack. Default 50.
+  EVSOCK_OPT_SESSION_ACK_DELAY_MS = 109,
+  // Sessions: acknowledge at once after this many messages. Default 32.
+  EVSOCK_OPT_SESSION_ACK_EVERY = 110,
+  // Sessions: ping after this long without hearing from the peer; 0 is
+  // off. Default 20000.
+  EVSOCK_OPT_SESSION_PING_INTERVAL_MS = 111,
+  // Sessions: give up on a connection after this long without hearing
+  // from the peer; 0 is off. Default 45000.
+  EVSOCK_OPT_SESSION_IDLE_TIMEOUT_MS = 112,
+  // Sessions: give up on a hello / welcome that takes longer. Default
+  // 10000.
+  EVSOCK_OPT_SESSION_HANDSHAKE_TIMEOUT_MS = 113,
+  // Sessions: collect outgoing envelopes this long into one batch; 0
+  // sends each at once (the default).
+  EVSOCK_OPT_SESSION_BATCH_WINDOW_MS = 114,
+  // Sessions: flush a batch early at this many bytes. Default 16 KiB.
+  EVSOCK_OPT_SESSION_BATCH_MAX_BYTES = 115,
+  // Sessions (client): first reconnect delay cap. Default 500.
+  EVSOCK_OPT_SESSION_BACKOFF_BASE_MS = 116,
+  // Sessions (client): largest reconnect delay cap. Default 30000.
+  EVSOCK_OPT_SESSION_BACKOFF_MAX_MS = 117,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -319,6 +509,17 @@ typedef struct evsock_config evsock_config;
 // not be used by two threads at once (a concurrent call fails with
 // `EVSOCK_ERR_BUSY` rather than corrupting it).
 typedef struct evsock_conn evsock_conn;
+
+// An opaque event-vector session (client or server role). Create with
+// `evsock_session_new_client` / `evsock_session_new_server`, free with
+// `evsock_session_free`. Same threading rules as `evsock_conn`.
+//
+// A session outlives transport connections: the host tells it when one
+// opens (`evsock_session_handle_connected`), hands it every whole message
+// that arrives (`evsock_session_handle_message`), and sends every
+// `EVSOCK_SESSION_OUTPUT_SEND` it produces as one message. The wire format
+// is `docs/protocol.md`.
+typedef struct evsock_session evsock_session;
 
 // An extra HTTP header for a handshake. Both strings are NUL-terminated,
 // borrowed only for the duration of the call, and copied.
@@ -408,6 +609,90 @@ typedef struct evsock_output {
   // WAIT: when to call `evsock_conn_handle_timeout` (if `has_deadline`).
   uint64_t deadline_ms;
 } evsock_output;
+
+// Counters of a session, filled in by `evsock_session_get_info`.
+typedef struct evsock_session_info {
+  // A connection is open and its handshake done.
+  bool established;
+  // The session has ended (closed or expired) for good.
+  bool closed;
+  // The wire format in use.
+  evsock_format format;
+  // Outgoing requests still waiting for a reply.
+  size_t pending_requests;
+  // Reliable messages not yet acknowledged by the peer.
+  size_t unacked_messages;
+  // Encoded size of those messages.
+  size_t unacked_bytes;
+  // Highest peer id received in order.
+  uint64_t last_received_id;
+} evsock_session_info;
+
+// One output of a session, filled in by `evsock_session_poll_output`.
+// Fields that do not apply are 0 / NULL / false.
+//
+// Every pointer in it borrows from the session and stays valid until the
+// next `evsock_session_poll_output` on that session or its free. Strings
+// are NUL-terminated; `data` is not (and is never NULL).
+typedef struct evsock_session_output {
+  // SEND or EVENT.
+  evsock_session_output_kind kind;
+  // EVENT: which event.
+  evsock_session_event_type event;
+  // SEND: send as a text or binary transport message.
+  evsock_message_kind message_kind;
+  // SEND: the message; MESSAGE / REQUEST / REPLY / REQUEST_FAILED: the
+  // encoded data (JSON text or MessagePack, possibly empty).
+  const uint8_t *data;
+  // Bytes at `data`.
+  size_t len;
+  // MESSAGE / REQUEST: the event id, for example "chat/msg".
+  const char *name;
+  // ESTABLISHED: the session id.
+  const char *session_id;
+  // REQUEST: the requester's idempotency key, or NULL.
+  const char *idempotency_key;
+  // REQUEST_FAILED / CLOSE_TRANSPORT / ERROR: a stable snake_case code.
+  const char *code;
+  // ERROR: a description.
+  const char *message;
+  // MESSAGE: the reliable id (when `has_id`).
+  uint64_t id;
+  // REQUEST / REPLY / REQUEST_FAILED: the request id.
+  uint64_t req;
+  // REQUEST: how long the requester waits, in ms.
+  uint64_t timeout_ms;
+  // GAP, and RESET when `has_range`: the first id of the range.
+  uint64_t from;
+  // GAP, and RESET when `has_range`: the last id (inclusive).
+  uint64_t to;
+  // MESSAGE: `id` is set (the message was sent reliably).
+  bool has_id;
+  // RESET: `from`..`to` is set.
+  bool has_range;
+  // ESTABLISHED: an earlier session was continued.
+  bool resumed;
+  // CLOSED: the peer ended the session.
+  bool by_peer;
+} evsock_session_output;
+
+// What the first message of a new connection says, from
+// `evsock_peek_hello`. Self-contained: no pointers.
+typedef struct evsock_hello {
+  // The wire format of the connection.
+  evsock_format format;
+  // The client wants to resume `session_id`.
+  bool has_session_id;
+  // The session to resume, NUL-terminated (empty when
+  // `has_session_id` is false). Session ids are at most 64 characters.
+  char session_id[65];
+  // Highest server id the client has received in order.
+  uint64_t rx;
+  // Lowest client id the client can still retransmit.
+  uint64_t lo;
+  // The protocol version the client speaks.
+  uint64_t version;
+} evsock_hello;
 
 #ifdef __cplusplus
 extern "C" {
@@ -777,6 +1062,214 @@ evsock_status evsock_conn_close(struct evsock_conn *conn,
 // `conn` NULL or live.
 evsock_status evsock_testing_panic(struct evsock_conn *conn);
 #endif
+
+// Creates a client session; it sends its hello once a transport
+// connection opens (`evsock_session_handle_connected`).
+//
+// The session settings come from `cfg` (NULL: defaults; the config may be
+// freed afterwards). `fill` supplies randomness for reconnect jitter: NULL
+// uses the OS generator; with a callback, `fill_user` must stay valid until
+// the session is freed (see `evsock_fill_fn`). On success `*out` receives a
+// handle the caller owns and frees with `evsock_session_free`.
+//
+// # Safety
+// `cfg` NULL or live; `out` NULL (an error) or writable; `fill` follows
+// the `evsock_fill_fn` contract.
+evsock_status evsock_session_new_client(const struct evsock_config *cfg,
+                                        evsock_fill_fn fill,
+                                        void *fill_user,
+                                        struct evsock_session **out);
+
+// Creates a server session. `session_id` (1-64 printable ASCII characters
+// without space, `"` or `\`) names it; NULL makes a fresh random one
+// (read it back with `evsock_session_id`). Keep a map from id to session:
+// route each new connection's first message with `evsock_peek_hello`, and
+// free a session once it reports EXPIRED or CLOSED. Other arguments as for
+// `evsock_session_new_client`.
+//
+// # Safety
+// As for `evsock_session_new_client`; `session_id` NULL or NUL-terminated.
+evsock_status evsock_session_new_server(const struct evsock_config *cfg,
+                                        const char *session_id,
+                                        evsock_fill_fn fill,
+                                        void *fill_user,
+                                        struct evsock_session **out);
+
+// Frees a session. NULL is ignored.
+//
+// # Safety
+// `session` NULL or live, not in use by another thread, not used after.
+void evsock_session_free(struct evsock_session *session);
+
+// The session id: `EVSOCK_OK` with `*id` set, or `EVSOCK_EMPTY` (NULL) for
+// a client before its first ESTABLISHED. The string is valid until the next
+// `evsock_session_id` call on this session or its free.
+//
+// # Safety
+// `session` NULL or live; `id` NULL (an error) or writable.
+evsock_status evsock_session_id(struct evsock_session *session, const char **id);
+
+// Fills `*info` with the session's state and counters.
+//
+// # Safety
+// `session` NULL or live; `info` NULL (an error) or writable.
+evsock_status evsock_session_get_info(struct evsock_session *session,
+                                      struct evsock_session_info *info);
+
+// A transport connection opened (for a WebSocket: its OPEN event). A
+// client sends its hello now.
+//
+// # Safety
+// `session` NULL or live.
+evsock_status evsock_session_handle_connected(struct evsock_session *session, uint64_t now_ms);
+
+// The transport connection ended (for a WebSocket: its CLOSED event).
+// A client schedules a reconnect; a server starts its resume window.
+//
+// # Safety
+// `session` NULL or live.
+evsock_status evsock_session_handle_disconnected(struct evsock_session *session, uint64_t now_ms);
+
+// Runs the timers due at `now_ms` (acks, pings, request timeouts,
+// reconnects, expiry).
+//
+// # Safety
+// `session` NULL or live.
+evsock_status evsock_session_handle_timeout(struct evsock_session *session, uint64_t now_ms);
+
+// Hands the session one whole transport message of `kind`
+// (`EVSOCK_MESSAGE_TEXT` / `_BINARY`): for a WebSocket, the data of a TEXT
+// or BINARY event. The bytes are copied. Bad messages are not call errors:
+// they come out as ERROR events.
+//
+// # Safety
+// `session` NULL or live; `data` NULL (only with `len` 0) or `len`
+// readable bytes.
+evsock_status evsock_session_handle_message(struct evsock_session *session,
+                                            uint64_t now_ms,
+                                            uint32_t kind,
+                                            const uint8_t *data,
+                                            size_t len);
+
+// Sends a fire-and-forget event: at most once, only while established.
+// `name` is the event id (for example "chat/typing"); `data` is one
+// encoded value in the session's format (JSON text or MessagePack) of
+// `len` bytes, or empty for none. Both are copied. Refusals:
+// `EVSOCK_ERR_BAD_EVENT_ID`, `_RESERVED_EVENT`, `_INVALID_DATA`,
+// `_TOO_LARGE`, `_NOT_CONNECTED`, `_CLOSED`.
+//
+// # Safety
+// `session` NULL or live; `name` NULL (an error) or NUL-terminated; `data`
+// NULL (only with `len` 0) or `len` readable bytes.
+evsock_status evsock_session_send(struct evsock_session *session,
+                                  uint64_t now_ms,
+                                  const char *name,
+                                  const uint8_t *data,
+                                  size_t len);
+
+// Sends a reliable event: numbered, acknowledged, retransmitted after a
+// reconnect, delivered once and in order while the session can resume.
+// Accepted while disconnected. `*id` (if `id` is not NULL) receives its
+// reliable id. Arguments and refusals as for `evsock_session_send`, except
+// that it does not need a connection.
+//
+// # Safety
+// As for `evsock_session_send`; `id` NULL or writable.
+evsock_status evsock_session_send_reliable(struct evsock_session *session,
+                                           uint64_t now_ms,
+                                           const char *name,
+                                           const uint8_t *data,
+                                           size_t len,
+                                           uint64_t *id);
+
+// Sends a reliable request; it ends in exactly one REPLY or REQUEST_FAILED
+// event carrying the request id written to `*req` (if not NULL), at the
+// latest `timeout_ms` from now. `idempotency_key` (NULL for none) lets a
+// server answer a retry from its cache. Refusals as for
+// `evsock_session_send_reliable`, plus `EVSOCK_ERR_BAD_TIMEOUT`,
+// `_TOO_MANY_PENDING` and `_BAD_IDEMPOTENCY_KEY`.
+//
+// # Safety
+// As for `evsock_session_send_reliable`; `idempotency_key` NULL or
+// NUL-terminated.
+evsock_status evsock_session_request(struct evsock_session *session,
+                                     uint64_t now_ms,
+                                     const char *name,
+                                     const uint8_t *data,
+                                     size_t len,
+                                     uint64_t timeout_ms,
+                                     const char *idempotency_key,
+                                     uint64_t *req);
+
+// Answers incoming request `req` (from a REQUEST event) with `data`
+// (copied). `EVSOCK_ERR_UNKNOWN_REQUEST` if it was already answered, never
+// existed, or its requester stopped waiting.
+//
+// # Safety
+// `session` NULL or live; `data` NULL (only with `len` 0) or `len`
+// readable bytes.
+evsock_status evsock_session_reply(struct evsock_session *session,
+                                   uint64_t now_ms,
+                                   uint64_t req,
+                                   const uint8_t *data,
+                                   size_t len);
+
+// Answers incoming request `req` with an error; the requester gets
+// REQUEST_FAILED with code "remote" and this data. As `evsock_session_reply`.
+//
+// # Safety
+// As for `evsock_session_reply`.
+evsock_status evsock_session_reply_error(struct evsock_session *session,
+                                         uint64_t now_ms,
+                                         uint64_t req,
+                                         const uint8_t *data,
+                                         size_t len);
+
+// Ends the session for good: tells the peer (if connected), fails pending
+// requests, and asks the host to close the transport.
+//
+// # Safety
+// `session` NULL or live.
+evsock_status evsock_session_close(struct evsock_session *session, uint64_t now_ms);
+
+// Server: asks the client to disconnect and not reconnect for
+// `retry_after_ms`; the session stays resumable.
+//
+// # Safety
+// `session` NULL or live.
+evsock_status evsock_session_go_away(struct evsock_session *session,
+                                     uint64_t now_ms,
+                                     uint64_t retry_after_ms);
+
+// Takes the next output: `EVSOCK_OK` with `*out` filled, or `EVSOCK_EMPTY`
+// (`out->kind == EVSOCK_SESSION_OUTPUT_NONE`). Drain it after every input,
+// call and timeout. The pointers in `*out` stay valid until the next
+// `evsock_session_poll_output` on this session or its free.
+//
+// # Safety
+// `session` NULL or live; `out` NULL (an error) or writable.
+evsock_status evsock_session_poll_output(struct evsock_session *session,
+                                         struct evsock_session_output *out);
+
+// When `evsock_session_handle_timeout` must next be called: `EVSOCK_OK`
+// with `*deadline_ms`, or `EVSOCK_EMPTY` when no timer is armed.
+//
+// # Safety
+// `session` NULL or live; `deadline_ms` NULL (an error) or writable.
+evsock_status evsock_session_poll_timeout(struct evsock_session *session, uint64_t *deadline_ms);
+
+// Server hosts: reads the hello in the first message of a new connection,
+// to find the session it resumes (or see that it wants a fresh one) before
+// handing the message to that session. `EVSOCK_ERR_INVALID_ARGUMENT` if
+// the message is not a valid hello. `*hello` is self-contained.
+//
+// # Safety
+// `data` NULL (only with `len` 0) or `len` readable bytes; `hello` NULL
+// (an error) or writable.
+evsock_status evsock_peek_hello(uint32_t kind,
+                                const uint8_t *data,
+                                size_t len,
+                                struct evsock_hello *hello);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -4,6 +4,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
+use evsock::session::{Config as SessionConfig, Format};
 use evsock::ws::{Config, DeflateConfig, OriginPolicy};
 
 use crate::status::{evsock_status, guard, Fail, FfiResult};
@@ -23,12 +24,17 @@ const CONFIG_MAGIC: u64 = 0x6576_736f_636b_4346; // "evsockCF"
 pub(crate) struct ConfigHandle {
     magic: u64,
     pub(crate) cfg: Arc<Config>,
+    /// Settings of sessions created from this config.
+    pub(crate) session: SessionConfig,
 }
 
 /// Keys for `evsock_config_set` / `evsock_config_get`.
 ///
 /// Sizes are in bytes and must be at least 1. Timers are milliseconds of the
-/// host's clock, and 0 turns a timer off. Flags are 0 or 1.
+/// host's clock, and 0 turns a timer off. Flags are 0 or 1. Options 1-21
+/// apply to WebSocket connections (`evsock_conn_*`), options from 100 to
+/// sessions (`evsock_session_*`); `evsock_config_new_without_timers` turns
+/// off the connection timers only.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum evsock_option {
@@ -82,13 +88,59 @@ pub enum evsock_option {
     EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER = 20,
     /// The client compresses each message on its own (flag). Default 0.
     EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER = 21,
+    /// Sessions: the wire format a client speaks, `EVSOCK_FORMAT_JSON` (0,
+    /// text messages, the default) or `EVSOCK_FORMAT_MSGPACK` (1, binary
+    /// messages). A server answers in the format of the hello it receives.
+    EVSOCK_OPT_SESSION_FORMAT = 100,
+    /// Sessions: largest transport message accepted or produced. Default
+    /// 1 MiB.
+    EVSOCK_OPT_SESSION_MAX_MESSAGE_BYTES = 101,
+    /// Sessions: most envelopes in one batch. Default 64.
+    EVSOCK_OPT_SESSION_MAX_BATCH_ENVELOPES = 102,
+    /// Sessions (server): how long a disconnected session stays resumable.
+    /// Default 60000.
+    EVSOCK_OPT_SESSION_RESUME_WINDOW_MS = 103,
+    /// Sessions: most bytes of unacknowledged reliable messages kept for
+    /// retransmission. Default 1 MiB.
+    EVSOCK_OPT_SESSION_RESUME_BUFFER_BYTES = 104,
+    /// Sessions: unacknowledged reliable messages older than this are
+    /// evicted. Default 60000.
+    EVSOCK_OPT_SESSION_RESUME_BUFFER_AGE_MS = 105,
+    /// Sessions: most outstanding outgoing requests. Default 1024.
+    EVSOCK_OPT_SESSION_MAX_PENDING_REQUESTS = 106,
+    /// Sessions: most incoming requests awaiting a reply. Default 1024.
+    EVSOCK_OPT_SESSION_MAX_INCOMING_REQUESTS = 107,
+    /// Sessions: largest request timeout accepted. Default 600000.
+    EVSOCK_OPT_SESSION_MAX_REQUEST_TIMEOUT_MS = 108,
+    /// Sessions: delay before a standalone ack. Default 50.
+    EVSOCK_OPT_SESSION_ACK_DELAY_MS = 109,
+    /// Sessions: acknowledge at once after this many messages. Default 32.
+    EVSOCK_OPT_SESSION_ACK_EVERY = 110,
+    /// Sessions: ping after this long without hearing from the peer; 0 is
+    /// off. Default 20000.
+    EVSOCK_OPT_SESSION_PING_INTERVAL_MS = 111,
+    /// Sessions: give up on a connection after this long without hearing
+    /// from the peer; 0 is off. Default 45000.
+    EVSOCK_OPT_SESSION_IDLE_TIMEOUT_MS = 112,
+    /// Sessions: give up on a hello / welcome that takes longer. Default
+    /// 10000.
+    EVSOCK_OPT_SESSION_HANDSHAKE_TIMEOUT_MS = 113,
+    /// Sessions: collect outgoing envelopes this long into one batch; 0
+    /// sends each at once (the default).
+    EVSOCK_OPT_SESSION_BATCH_WINDOW_MS = 114,
+    /// Sessions: flush a batch early at this many bytes. Default 16 KiB.
+    EVSOCK_OPT_SESSION_BATCH_MAX_BYTES = 115,
+    /// Sessions (client): first reconnect delay cap. Default 500.
+    EVSOCK_OPT_SESSION_BACKOFF_BASE_MS = 116,
+    /// Sessions (client): largest reconnect delay cap. Default 30000.
+    EVSOCK_OPT_SESSION_BACKOFF_MAX_MS = 117,
 }
 
 use evsock_option::*;
 
 impl evsock_option {
     fn from_u32(v: u32) -> Option<evsock_option> {
-        const ALL: [evsock_option; 21] = [
+        const ALL: [evsock_option; 39] = [
             EVSOCK_OPT_MAX_FRAME_SIZE,
             EVSOCK_OPT_MAX_MESSAGE_SIZE,
             EVSOCK_OPT_MAX_FRAGMENTS,
@@ -110,6 +162,24 @@ impl evsock_option {
             EVSOCK_OPT_DEFLATE_CLIENT_MAX_WINDOW_BITS,
             EVSOCK_OPT_DEFLATE_SERVER_NO_CONTEXT_TAKEOVER,
             EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER,
+            EVSOCK_OPT_SESSION_FORMAT,
+            EVSOCK_OPT_SESSION_MAX_MESSAGE_BYTES,
+            EVSOCK_OPT_SESSION_MAX_BATCH_ENVELOPES,
+            EVSOCK_OPT_SESSION_RESUME_WINDOW_MS,
+            EVSOCK_OPT_SESSION_RESUME_BUFFER_BYTES,
+            EVSOCK_OPT_SESSION_RESUME_BUFFER_AGE_MS,
+            EVSOCK_OPT_SESSION_MAX_PENDING_REQUESTS,
+            EVSOCK_OPT_SESSION_MAX_INCOMING_REQUESTS,
+            EVSOCK_OPT_SESSION_MAX_REQUEST_TIMEOUT_MS,
+            EVSOCK_OPT_SESSION_ACK_DELAY_MS,
+            EVSOCK_OPT_SESSION_ACK_EVERY,
+            EVSOCK_OPT_SESSION_PING_INTERVAL_MS,
+            EVSOCK_OPT_SESSION_IDLE_TIMEOUT_MS,
+            EVSOCK_OPT_SESSION_HANDSHAKE_TIMEOUT_MS,
+            EVSOCK_OPT_SESSION_BATCH_WINDOW_MS,
+            EVSOCK_OPT_SESSION_BATCH_MAX_BYTES,
+            EVSOCK_OPT_SESSION_BACKOFF_BASE_MS,
+            EVSOCK_OPT_SESSION_BACKOFF_MAX_MS,
         ];
         ALL.iter().copied().find(|o| *o as u32 == v)
     }
@@ -153,6 +223,7 @@ fn new_handle(cfg: Config, out: *mut *mut evsock_config) -> FfiResult {
     let h = Box::new(ConfigHandle {
         magic: CONFIG_MAGIC,
         cfg: Arc::new(cfg),
+        session: SessionConfig::default(),
     });
     // SAFETY: `out` is non-NULL and the caller promises it is writable.
     unsafe { out.write(Box::into_raw(h).cast()) };
@@ -272,6 +343,7 @@ pub unsafe extern "C" fn evsock_config_set(
         let opt = evsock_option::from_u32(option)
             .ok_or_else(|| Fail::arg(format!("unknown option {option}")))?;
         let c = Arc::make_mut(&mut h.cfg);
+        let sc = &mut h.session;
         match opt {
             EVSOCK_OPT_MAX_FRAME_SIZE => c.max_frame_size = size(value)?,
             EVSOCK_OPT_MAX_MESSAGE_SIZE => c.max_message_size = size(value)?,
@@ -324,6 +396,43 @@ pub unsafe extern "C" fn evsock_config_set(
             EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER => {
                 deflate_mut(c)?.client_no_context_takeover = flag(value)?
             }
+            EVSOCK_OPT_SESSION_FORMAT => {
+                sc.format = match value {
+                    0 => Format::Json,
+                    1 => Format::MsgPack,
+                    _ => return Err(Fail::arg("format must be EVSOCK_FORMAT_JSON or _MSGPACK")),
+                }
+            }
+            EVSOCK_OPT_SESSION_MAX_MESSAGE_BYTES => sc.max_message_bytes = size(value)?,
+            EVSOCK_OPT_SESSION_MAX_BATCH_ENVELOPES => sc.max_batch_envelopes = size(value)?,
+            EVSOCK_OPT_SESSION_RESUME_WINDOW_MS => sc.resume_window_ms = value,
+            EVSOCK_OPT_SESSION_RESUME_BUFFER_BYTES => {
+                sc.resume_buffer_bytes =
+                    usize::try_from(value).map_err(|_| Fail::arg("size does not fit in size_t"))?
+            }
+            EVSOCK_OPT_SESSION_RESUME_BUFFER_AGE_MS => sc.resume_buffer_age_ms = value,
+            EVSOCK_OPT_SESSION_MAX_PENDING_REQUESTS => {
+                sc.max_pending_requests =
+                    usize::try_from(value).map_err(|_| Fail::arg("count does not fit in size_t"))?
+            }
+            EVSOCK_OPT_SESSION_MAX_INCOMING_REQUESTS => {
+                sc.max_incoming_requests =
+                    usize::try_from(value).map_err(|_| Fail::arg("count does not fit in size_t"))?
+            }
+            EVSOCK_OPT_SESSION_MAX_REQUEST_TIMEOUT_MS => {
+                sc.max_request_timeout_ms = ranged(value, 1, u64::MAX, "timeout")?
+            }
+            EVSOCK_OPT_SESSION_ACK_DELAY_MS => sc.ack_delay_ms = value,
+            EVSOCK_OPT_SESSION_ACK_EVERY => sc.ack_every = ranged(value, 1, u64::MAX, "ack_every")?,
+            EVSOCK_OPT_SESSION_PING_INTERVAL_MS => sc.ping_interval_ms = timer(value),
+            EVSOCK_OPT_SESSION_IDLE_TIMEOUT_MS => sc.idle_timeout_ms = timer(value),
+            EVSOCK_OPT_SESSION_HANDSHAKE_TIMEOUT_MS => {
+                sc.handshake_timeout_ms = ranged(value, 1, u64::MAX, "timeout")?
+            }
+            EVSOCK_OPT_SESSION_BATCH_WINDOW_MS => sc.batch_window_ms = value,
+            EVSOCK_OPT_SESSION_BATCH_MAX_BYTES => sc.batch_max_bytes = size(value)?,
+            EVSOCK_OPT_SESSION_BACKOFF_BASE_MS => sc.backoff_base_ms = value,
+            EVSOCK_OPT_SESSION_BACKOFF_MAX_MS => sc.backoff_max_ms = value,
         }
         Ok(evsock_status::EVSOCK_OK)
     })
@@ -352,6 +461,7 @@ pub unsafe extern "C" fn evsock_config_get(
         let opt = evsock_option::from_u32(option)
             .ok_or_else(|| Fail::arg(format!("unknown option {option}")))?;
         let c = &*h.cfg;
+        let sc = &h.session;
         let ms = |t: Option<u64>| t.unwrap_or(0);
         let v = match opt {
             EVSOCK_OPT_MAX_FRAME_SIZE => c.max_frame_size as u64,
@@ -386,6 +496,27 @@ pub unsafe extern "C" fn evsock_config_get(
             EVSOCK_OPT_DEFLATE_CLIENT_NO_CONTEXT_TAKEOVER => {
                 deflate_ref(c)?.client_no_context_takeover as u64
             }
+            EVSOCK_OPT_SESSION_FORMAT => match sc.format {
+                Format::Json => 0,
+                Format::MsgPack => 1,
+            },
+            EVSOCK_OPT_SESSION_MAX_MESSAGE_BYTES => sc.max_message_bytes as u64,
+            EVSOCK_OPT_SESSION_MAX_BATCH_ENVELOPES => sc.max_batch_envelopes as u64,
+            EVSOCK_OPT_SESSION_RESUME_WINDOW_MS => sc.resume_window_ms,
+            EVSOCK_OPT_SESSION_RESUME_BUFFER_BYTES => sc.resume_buffer_bytes as u64,
+            EVSOCK_OPT_SESSION_RESUME_BUFFER_AGE_MS => sc.resume_buffer_age_ms,
+            EVSOCK_OPT_SESSION_MAX_PENDING_REQUESTS => sc.max_pending_requests as u64,
+            EVSOCK_OPT_SESSION_MAX_INCOMING_REQUESTS => sc.max_incoming_requests as u64,
+            EVSOCK_OPT_SESSION_MAX_REQUEST_TIMEOUT_MS => sc.max_request_timeout_ms,
+            EVSOCK_OPT_SESSION_ACK_DELAY_MS => sc.ack_delay_ms,
+            EVSOCK_OPT_SESSION_ACK_EVERY => sc.ack_every,
+            EVSOCK_OPT_SESSION_PING_INTERVAL_MS => ms(sc.ping_interval_ms),
+            EVSOCK_OPT_SESSION_IDLE_TIMEOUT_MS => ms(sc.idle_timeout_ms),
+            EVSOCK_OPT_SESSION_HANDSHAKE_TIMEOUT_MS => sc.handshake_timeout_ms,
+            EVSOCK_OPT_SESSION_BATCH_WINDOW_MS => sc.batch_window_ms,
+            EVSOCK_OPT_SESSION_BATCH_MAX_BYTES => sc.batch_max_bytes as u64,
+            EVSOCK_OPT_SESSION_BACKOFF_BASE_MS => sc.backoff_base_ms,
+            EVSOCK_OPT_SESSION_BACKOFF_MAX_MS => sc.backoff_max_ms,
         };
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { value.write(v) };

@@ -1,10 +1,7 @@
 //! `evsock_conn`: one WebSocket connection, driven by bytes and time in,
 //! bytes, events and a deadline out.
 
-use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,8 +12,9 @@ use evsock::{Rng, SeededRng};
 
 use crate::config::{config_ref, evsock_config};
 use crate::event::{data_ptr, evsock_event, Held};
+use crate::handle::{free_handle, with_handle, Handle};
 use crate::rng::{evsock_fill_fn, CallbackRng, OsRng};
-use crate::status::{evsock_status, guard, panic_message, Fail, FfiResult};
+use crate::status::{evsock_status, guard, Fail, FfiResult};
 use crate::util::{array_arg, bytes_arg, c_str_arg, check_header, is_token, opt_c_str_arg};
 
 use evsock_status::{EVSOCK_EMPTY, EVSOCK_OK};
@@ -33,23 +31,12 @@ pub struct evsock_conn {
 
 const CONN_MAGIC: u64 = 0x6576_736f_636b_434e; // "evsockCN"
 
-/// What an `evsock_conn *` really points at.
-#[repr(C)]
-struct ConnHandle {
-    magic: AtomicU64,
-    /// Set while a call is running; guards `inner` against re-entrant and
-    /// concurrent use.
-    busy: AtomicBool,
-    /// Set after a panic: the state machine may be half-updated.
-    poisoned: AtomicBool,
-    inner: UnsafeCell<ConnInner>,
-}
-
+/// The object behind an `evsock_conn *`.
 struct ConnInner {
     conn: Connection,
-    /// The bytes the last `poll_transmit` pointed C at.
+    /// The bytes the last transmit poll pointed C at.
     transmit: Option<Bytes>,
-    /// The event the last `poll_event` pointed C at.
+    /// The event the last event poll pointed C at.
     event: Option<Held>,
 }
 
@@ -112,99 +99,31 @@ pub struct evsock_client_options {
     pub headers_len: usize,
 }
 
-/// Releases the busy flag when a call ends, even by unwinding.
-struct Busy<'a>(&'a AtomicBool);
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
-/// Checks a handle pointer and borrows it shared.
+/// Runs `f` with exclusive access to the connection behind `ptr`.
 ///
 /// # Safety
-/// `ptr` is NULL or came from an `evsock_conn_new_*` constructor and was not
-/// freed.
-unsafe fn conn_ref<'a>(ptr: *const evsock_conn) -> Result<&'a ConnHandle, Fail> {
-    if ptr.is_null() {
-        return Err(Fail::null("conn"));
-    }
-    // SAFETY: per the contract `ptr` points at a live `ConnHandle` (made by
-    // `Box::into_raw` in `make`). Only shared references are ever formed to
-    // it; mutation goes through atomics and the `UnsafeCell`.
-    let h = unsafe { &*ptr.cast::<ConnHandle>() };
-    if h.magic.load(Ordering::Relaxed) != CONN_MAGIC {
-        return Err(Fail::arg("not an evsock_conn handle (or already freed)"));
-    }
-    Ok(h)
-}
-
-fn enter(h: &ConnHandle) -> Result<Busy<'_>, Fail> {
-    h.busy
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .map_err(|_| {
-            Fail::new(
-                evsock_status::EVSOCK_ERR_BUSY,
-                "the connection is already in a call (re-entrant or concurrent use)",
-            )
-        })?;
-    Ok(Busy(&h.busy))
-}
-
-/// Runs `f` with exclusive access to the connection behind `ptr`, catching
-/// panics and poisoning the connection when one happens.
-///
-/// # Safety
-/// As for [`conn_ref`].
+/// `ptr` is NULL or a live connection handle.
 unsafe fn with_conn(
     ptr: *const evsock_conn,
     f: impl FnOnce(&mut ConnInner) -> FfiResult,
 ) -> evsock_status {
-    guard(|| {
-        // SAFETY: forwarded from the caller's contract.
-        let h = unsafe { conn_ref(ptr)? };
-        let _busy = enter(h)?;
-        if h.poisoned.load(Ordering::Relaxed) {
-            return Err(Fail::new(
-                evsock_status::EVSOCK_ERR_POISONED,
-                "an earlier call on this connection panicked; free it",
-            ));
-        }
-        // SAFETY: the busy flag was acquired above and is held until `_busy`
-        // drops, so this is the only reference to `inner` anywhere.
-        let inner = unsafe { &mut *h.inner.get() };
-        match catch_unwind(AssertUnwindSafe(|| f(inner))) {
-            Ok(r) => r,
-            Err(payload) => {
-                h.poisoned.store(true, Ordering::Relaxed);
-                Err(Fail::new(
-                    evsock_status::EVSOCK_ERR_PANIC,
-                    format!(
-                        "internal panic in evsock: {}; the connection is poisoned",
-                        panic_message(&*payload)
-                    ),
-                ))
-            }
-        }
-    })
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { with_handle(ptr, CONN_MAGIC, "conn", f) }
 }
 
-/// Writes a new handle for `conn` to `*out`.
+/// Writes a new handle for `conn` to `*out` (checked non-NULL by callers).
 fn make(conn: Connection, out: *mut *mut evsock_conn) -> FfiResult {
-    let h = Box::new(ConnHandle {
-        magic: AtomicU64::new(CONN_MAGIC),
-        busy: AtomicBool::new(false),
-        poisoned: AtomicBool::new(false),
-        inner: UnsafeCell::new(ConnInner {
+    let h = Handle::into_raw(
+        CONN_MAGIC,
+        ConnInner {
             conn,
             transmit: None,
             event: None,
-        }),
-    });
+        },
+    );
     // SAFETY: callers check `out` for NULL first; the caller of the C entry
     // point promises it is writable.
-    unsafe { out.write(Box::into_raw(h).cast()) };
+    unsafe { out.write(h.cast()) };
     Ok(EVSOCK_OK)
 }
 
@@ -390,21 +309,8 @@ pub unsafe extern "C" fn evsock_conn_new_client_seeded(
 /// must not be used after this call.
 #[no_mangle]
 pub unsafe extern "C" fn evsock_conn_free(conn: *mut evsock_conn) {
-    let _ = guard(|| {
-        if conn.is_null() {
-            return Ok(EVSOCK_OK);
-        }
-        // SAFETY: forwarded from this function's contract.
-        let h = unsafe { conn_ref(conn)? };
-        let busy = enter(h)?;
-        h.magic.store(0, Ordering::Relaxed);
-        std::mem::forget(busy);
-        // SAFETY: the handle came from `Box::into_raw` in `make`; the busy
-        // flag (never released now) and the cleared tag make this the one
-        // and only free, and no reference into the handle outlives it.
-        drop(unsafe { Box::from_raw(conn.cast::<ConnHandle>()) });
-        Ok(EVSOCK_OK)
-    });
+    // SAFETY: `conn` is NULL or a live connection handle (contract).
+    unsafe { free_handle::<ConnInner, _>(conn, CONN_MAGIC, "conn") }
 }
 
 // ----- input -------------------------------------------------------------

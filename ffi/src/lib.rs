@@ -18,7 +18,9 @@
 mod config;
 mod conn;
 mod event;
+mod handle;
 mod rng;
+mod session;
 mod status;
 mod util;
 
@@ -26,6 +28,7 @@ pub use config::*;
 pub use conn::*;
 pub use event::{evsock_event, evsock_event_type};
 pub use rng::evsock_fill_fn;
+pub use session::*;
 pub use status::evsock_status;
 
 use std::ffi::c_char;

@@ -67,6 +67,29 @@ pub enum evsock_status {
     /// A compressed (permessage-deflate) message could not be inflated;
     /// 1007 (closed events).
     EVSOCK_ERR_COMPRESSION = -31,
+    /// Session call refused: the event id is not valid.
+    EVSOCK_ERR_BAD_EVENT_ID = -40,
+    /// Session call refused: the event id is in the reserved `evs/` space.
+    EVSOCK_ERR_RESERVED_EVENT = -41,
+    /// Session call refused: the data is not one well-formed value of the
+    /// session's format (JSON text or MessagePack), nor empty.
+    EVSOCK_ERR_INVALID_DATA = -42,
+    /// Session call refused: the envelope would exceed the message limit.
+    EVSOCK_ERR_TOO_LARGE = -43,
+    /// Session call refused: fire-and-forget needs an established
+    /// connection.
+    EVSOCK_ERR_NOT_CONNECTED = -44,
+    /// Session call refused: too many outgoing requests are pending.
+    EVSOCK_ERR_TOO_MANY_PENDING = -45,
+    /// Session call refused: the request timeout is 0 or above the limit.
+    EVSOCK_ERR_BAD_TIMEOUT = -46,
+    /// Session call refused: no incoming request with this id awaits a
+    /// reply.
+    EVSOCK_ERR_UNKNOWN_REQUEST = -47,
+    /// Session call refused: the idempotency key is empty or too long.
+    EVSOCK_ERR_BAD_IDEMPOTENCY_KEY = -48,
+    /// Session call refused: the session is closed.
+    EVSOCK_ERR_CLOSED = -49,
     /// An engine error this version of the C API has no code for; the
     /// message still says what happened.
     EVSOCK_ERR_OTHER = -99,
@@ -100,6 +123,16 @@ impl evsock_status {
             EVSOCK_ERR_CLOSE_TIMEOUT => "close_timeout\0",
             EVSOCK_ERR_UNEXPECTED_EOF => "unexpected_eof\0",
             EVSOCK_ERR_COMPRESSION => "compression\0",
+            EVSOCK_ERR_BAD_EVENT_ID => "bad_event_id\0",
+            EVSOCK_ERR_RESERVED_EVENT => "reserved_event\0",
+            EVSOCK_ERR_INVALID_DATA => "invalid_data\0",
+            EVSOCK_ERR_TOO_LARGE => "too_large\0",
+            EVSOCK_ERR_NOT_CONNECTED => "not_connected\0",
+            EVSOCK_ERR_TOO_MANY_PENDING => "too_many_pending\0",
+            EVSOCK_ERR_BAD_TIMEOUT => "bad_timeout\0",
+            EVSOCK_ERR_UNKNOWN_REQUEST => "unknown_request\0",
+            EVSOCK_ERR_BAD_IDEMPOTENCY_KEY => "bad_idempotency_key\0",
+            EVSOCK_ERR_CLOSED => "closed\0",
             EVSOCK_ERR_OTHER => "other\0",
         }
     }
@@ -110,7 +143,7 @@ impl evsock_status {
     }
 
     /// Every status, for lookups by number.
-    pub(crate) const ALL: [evsock_status; 22] = [
+    pub(crate) const ALL: [evsock_status; 32] = [
         EVSOCK_OK,
         EVSOCK_EMPTY,
         EVSOCK_ERR_NULL_POINTER,
@@ -132,17 +165,36 @@ impl evsock_status {
         EVSOCK_ERR_CLOSE_TIMEOUT,
         EVSOCK_ERR_UNEXPECTED_EOF,
         EVSOCK_ERR_COMPRESSION,
+        EVSOCK_ERR_BAD_EVENT_ID,
+        EVSOCK_ERR_RESERVED_EVENT,
+        EVSOCK_ERR_INVALID_DATA,
+        EVSOCK_ERR_TOO_LARGE,
+        EVSOCK_ERR_NOT_CONNECTED,
+        EVSOCK_ERR_TOO_MANY_PENDING,
+        EVSOCK_ERR_BAD_TIMEOUT,
+        EVSOCK_ERR_UNKNOWN_REQUEST,
+        EVSOCK_ERR_BAD_IDEMPOTENCY_KEY,
+        EVSOCK_ERR_CLOSED,
         EVSOCK_ERR_OTHER,
     ];
 
-    /// The status for an engine error, by its stable kind name.
-    pub(crate) fn from_engine(e: &evsock::ws::Error) -> evsock_status {
-        let kind = e.kind();
+    /// The error status with this stable name, or `EVSOCK_ERR_OTHER`.
+    fn by_name(name: &str) -> evsock_status {
         Self::ALL
             .iter()
             .copied()
-            .find(|s| (*s as i32) < 0 && s.name() == kind)
+            .find(|s| (*s as i32) < 0 && s.name() == name)
             .unwrap_or(EVSOCK_ERR_OTHER)
+    }
+
+    /// The status for an engine error, by its stable kind name.
+    pub(crate) fn from_engine(e: &evsock::ws::Error) -> evsock_status {
+        Self::by_name(e.kind())
+    }
+
+    /// The status for a refused session call, by its stable code.
+    pub(crate) fn from_send_error(e: &evsock::session::SendError) -> evsock_status {
+        Self::by_name(e.code())
     }
 }
 
@@ -167,6 +219,12 @@ impl Fail {
 
     pub(crate) fn arg(message: impl Display) -> Fail {
         Fail::new(EVSOCK_ERR_INVALID_ARGUMENT, message)
+    }
+}
+
+impl From<evsock::session::SendError> for Fail {
+    fn from(e: evsock::session::SendError) -> Fail {
+        Fail::new(evsock_status::from_send_error(&e), e)
     }
 }
 

@@ -1,10 +1,12 @@
 /*
- * C tests for the evsock C API: the shared connection vectors
- * (the JSON files in tests/vectors/ws, parsed with jansson) plus tests of the C
- * surface itself: ownership, borrowed-pointer lifetimes, argument checks,
- * re-entrancy, panics, randomness sources and a client/server loopback.
+ * C tests for the evsock C API: the shared connection and session vectors
+ * (the JSON files in tests/vectors/ws and tests/vectors/session, parsed with
+ * jansson) plus tests of the C surface itself: ownership, borrowed-pointer
+ * lifetimes, argument checks, re-entrancy, panics, randomness sources, and
+ * client/server loopbacks of both connections and sessions.
  *
- * Usage: test_ffi [VECTORS_DIR]   (default: tests/vectors/ws)
+ * Usage: test_ffi [VECTORS_ROOT]   (default: tests/vectors; runs the ws/
+ * and session/ directories in it)
  * Prints "ok"/"FAIL" per test and a final "N passed, M failed" line; exits
  * non-zero if anything failed. Built and run by scripts/test-ffi.sh, also
  * under valgrind and AddressSanitizer.
@@ -487,12 +489,13 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Runs every *.json file in dir as its own test. Returns how many ran. */
-static int run_vectors(const char *dir) {
+/* Runs every *.json file in dir as its own test through fn. Returns how
+ * many files there were. */
+static int run_vector_dir(const char *dir, const char *label, int (*fn)(json_t *)) {
     DIR *d = opendir(dir);
     if (!d) {
         g_failed++;
-        printf("FAIL vectors: cannot open %s\n", dir);
+        printf("FAIL %ss: cannot open %s\n", label, dir);
         return 0;
     }
     char *names[512];
@@ -505,19 +508,18 @@ static int run_vectors(const char *dir) {
     closedir(d);
     qsort(names, (size_t)n, sizeof names[0], cmp_str);
     for (int i = 0; i < n; i++) {
-        char path[4096], label[600];
+        char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        snprintf(label, sizeof label, "vector %s", names[i]);
         json_error_t jerr;
         json_t *v = json_load_file(path, 0, &jerr);
         g_why[0] = '\0';
-        int ok = v ? run_vector(v) : fail("%s:%d: %s", path, jerr.line, jerr.text);
+        int ok = v ? fn(v) : fail("%s:%d: %s", path, jerr.line, jerr.text);
         if (ok) {
             g_passed++;
-            printf("ok   %s\n", label);
+            printf("ok   %s %s\n", label, names[i]);
         } else {
             g_failed++;
-            printf("FAIL %s: %s\n", label, g_why);
+            printf("FAIL %s %s: %s\n", label, names[i], g_why);
         }
         json_decref(v);
         free(names[i]);
@@ -528,15 +530,24 @@ static int run_vectors(const char *dir) {
 /* ----- tests of the C surface ----------------------------------------- */
 
 #include "test_api.inc"
+#include "test_session.inc"
+
+/* Counts a missing or thinned-out vector directory as a failure. */
+static void want_vectors(int got, int want, const char *dir) {
+    if (got >= want) return;
+    g_failed++;
+    printf("FAIL only %d vector files in %s (want at least %d)\n", got, dir, want);
+}
 
 int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : "tests/vectors/ws";
-    int nvec = run_vectors(dir);
-    if (nvec < 20) {
-        g_failed++;
-        printf("FAIL vectors: only %d vector files found in %s (want at least 20)\n", nvec, dir);
-    }
+    const char *root = argc > 1 ? argv[1] : "tests/vectors";
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/ws", root);
+    want_vectors(run_vector_dir(dir, "ws vector", run_vector), 20, dir);
+    snprintf(dir, sizeof dir, "%s/session", root);
+    want_vectors(run_vector_dir(dir, "session vector", run_session_vector), 6, dir);
     run_api_tests();
+    run_session_tests();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }
