@@ -107,9 +107,18 @@ after(async () => {
   await stopServer();
 });
 
-/** Records every text #status shows, from the first paint on. */
+/** Records every text #status shows, from the first paint on, and counts
+ * WebSocket connection attempts. */
 const RECORD_STATUS = () => {
   window.__statusLog = [];
+  window.__wsAttempts = 0;
+  const Native = window.WebSocket;
+  window.WebSocket = new Proxy(Native, {
+    construct(target, args) {
+      window.__wsAttempts++;
+      return Reflect.construct(target, args);
+    },
+  });
   const hook = () => {
     const el = document.getElementById('status');
     if (!el) return;
@@ -188,6 +197,7 @@ test(`chat end to end in Chromium against the ${which} host`, { timeout: 180_000
   const dropped = await drop.text();
   assert.match(dropped, /^dropped [1-9]\d*/, `the drop hook closed bob's connection: ${dropped}`);
   await bob.page.waitForFunction(() => document.getElementById('status').textContent === 'reconnecting', null, { timeout: WAIT });
+  const attemptsAtDrop = await bob.page.evaluate(() => window.__wsAttempts);
 
   const away = [];
   for (let i = 1; i <= 6; i++) away.push(`${tag} while you were away ${i}`);
@@ -200,6 +210,8 @@ test(`chat end to end in Chromium against the ${which} host`, { timeout: 180_000
   assert.equal(ids.length, 6);
   assert.equal(await bob.page.evaluate(() => window.evsockChat.state.status), 'reconnecting', 'bob was away while alice sent');
 
+  // Bob's client keeps retrying with backoff while offline (attempts fail).
+  await bob.page.waitForFunction((n) => window.__wsAttempts >= n + 2, attemptsAtDrop, { timeout: WAIT });
   // Let bob back on the network; his client reconnects by itself.
   await bob.context.setOffline(false);
   await bob.page.waitForFunction(() => document.getElementById('status').textContent === 'online', null, { timeout: 45_000 });
