@@ -843,8 +843,10 @@ evsock_status evsock_conn_new_client_seeded(const struct evsock_config *cfg,
 void evsock_conn_free(struct evsock_conn *conn);
 
 // Feeds `len` bytes read from the transport at time `now_ms`. The bytes are
-// copied as needed; `data` is borrowed for the call only and may be NULL
-// when `len` is 0. Then drain output with the poll functions.
+// copied; `data` is borrowed for the call only and may be NULL when `len`
+// is 0. Frames are decoded as output is polled, so drain output (best with
+// `evsock_conn_poll_output`) after every call: input that is never polled
+// stays buffered, and a host that stops polling should stop reading too.
 //
 // # Safety
 // `conn` NULL or live; `data` NULL or `len` readable bytes.

@@ -320,8 +320,10 @@ pub unsafe extern "C" fn evsock_conn_free(conn: *mut evsock_conn) {
 // `with_conn`, whose only unsafe requirement is a NULL-or-live handle.
 
 /// Feeds `len` bytes read from the transport at time `now_ms`. The bytes are
-/// copied as needed; `data` is borrowed for the call only and may be NULL
-/// when `len` is 0. Then drain output with the poll functions.
+/// copied; `data` is borrowed for the call only and may be NULL when `len`
+/// is 0. Frames are decoded as output is polled, so drain output (best with
+/// `evsock_conn_poll_output`) after every call: input that is never polled
+/// stays buffered, and a host that stops polling should stop reading too.
 ///
 /// # Safety
 /// `conn` NULL or live; `data` NULL or `len` readable bytes.
