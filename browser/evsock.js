@@ -1753,7 +1753,8 @@ export class EvsockClient {
    * RequestError (timeout, session_closed, resume_failed, remote) or an
    * EvsockError if refused at once. Options: `timeoutMs` (default 10000),
    * `idempotencyKey`. */
-  request(name, data, opts = {}) {
+  request(name, data, opts) {
+    opts = opts || {};
     const timeoutMs = opts.timeoutMs === undefined ? 10_000 : opts.timeoutMs;
     let req;
     try {
