@@ -5,7 +5,6 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -25,14 +24,11 @@ async fn main() -> std::io::Result<()> {
                 return;
             };
             while let Some(Ok(msg)) = ws.next().await {
-                match msg {
-                    Message::Text(_) | Message::Binary(_) => {
-                        if ws.send(msg).await.is_err() {
-                            return;
-                        }
-                    }
-                    Message::Close(_) => return,
-                    _ => {}
+                if msg.is_close() {
+                    return;
+                }
+                if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                    return;
                 }
             }
         });
