@@ -53,6 +53,9 @@ impl Limits {
                 },
             },
             buffer_retain: self.retain as usize,
+            // The frame checker in `wire` reads uncompressed frames only;
+            // compression is covered by the `deflate` and `pair` targets.
+            deflate: None,
         }
     }
 

@@ -365,7 +365,12 @@ impl ClientRequest {
         let key = base64::engine::general_purpose::STANDARD.encode(raw);
         let mut out = Vec::with_capacity(256);
         let clean = |s: &str| s.replace(['\r', '\n', ' '], "");
-        out.extend_from_slice(format!("GET {} HTTP/1.1\r\n", clean(&self.path)).as_bytes());
+        // An empty request-target is not HTTP; the root is what was meant.
+        let path = match clean(&self.path) {
+            p if p.is_empty() => "/".to_string(),
+            p => p,
+        };
+        out.extend_from_slice(format!("GET {path} HTTP/1.1\r\n").as_bytes());
         push_header(&mut out, "Host", &self.host);
         out.extend_from_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\n");
         push_header(&mut out, "Sec-WebSocket-Key", &key);
@@ -487,6 +492,15 @@ mod tests {
     use crate::rng::SeededRng;
 
     const REQ: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    #[test]
+    fn empty_path_is_sent_as_the_root() {
+        // Found by the handshake_request fuzz target: "GET  HTTP/1.1".
+        for path in ["", " ", "\r\n"] {
+            let (bytes, _) = ClientRequest::new("h", path).encode(&mut SeededRng::new(1));
+            assert!(bytes.starts_with(b"GET / HTTP/1.1\r\n"), "{path:?}");
+        }
+    }
 
     #[test]
     fn rfc_accept_key() {

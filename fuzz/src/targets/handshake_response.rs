@@ -5,7 +5,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use evsock::ws::handshake::{parse_response, Parsed};
-use evsock::ws::{ClientRequest, Config, HandshakeError};
+use evsock::ws::{deflate, ClientRequest, Config, HandshakeError};
 
 use crate::http::expected_accept;
 use crate::{ensure, Stop};
@@ -21,10 +21,65 @@ struct Fields {
     no_connection: bool,
     /// Index into the offer, or a foreign protocol.
     protocol: Option<Result<u8, String>>,
-    extension: Option<String>,
+    /// Random text, or a permessage-deflate response built from parts.
+    extension: Option<Result<Vec<DeflateParam>, String>>,
     extra: Vec<(u8, u8)>,
     body: Vec<u8>,
     cut: u16,
+    /// Parse with permessage-deflate turned off (nothing offered).
+    no_deflate: bool,
+}
+
+/// One parameter of a permessage-deflate response.
+#[derive(Arbitrary, Debug)]
+enum DeflateParam {
+    ServerNoContext,
+    ClientNoContext,
+    ServerBits(Option<u8>),
+    ClientBits(Option<u8>),
+    /// Another extension in the same header.
+    Other,
+    Unknown,
+}
+
+impl DeflateParam {
+    fn text(&self) -> String {
+        let bits = |name: &str, v: &Option<u8>| match v {
+            None => name.to_string(),
+            Some(b) => format!("{name}={}", b % 18),
+        };
+        match self {
+            DeflateParam::ServerNoContext => "; server_no_context_takeover".into(),
+            DeflateParam::ClientNoContext => "; client_no_context_takeover".into(),
+            DeflateParam::ServerBits(v) => format!("; {}", bits("server_max_window_bits", v)),
+            DeflateParam::ClientBits(v) => format!("; {}", bits("client_max_window_bits", v)),
+            DeflateParam::Other => ", x-other".into(),
+            DeflateParam::Unknown => "; whatever".into(),
+        }
+    }
+}
+
+/// Independent judgement of a permessage-deflate response (RFC 7692 5,
+/// 7.1) to the engine's default offer (`server_no_context_takeover;
+/// client_max_window_bits`), for an endpoint that cannot use 8-bit windows.
+fn deflate_response_ok(params: &[DeflateParam]) -> bool {
+    let mut seen = [false; 4];
+    for p in params {
+        let (i, ok) = match p {
+            DeflateParam::ServerNoContext => (0, true),
+            DeflateParam::ClientNoContext => (1, true),
+            // The server may name its window even if we did not ask.
+            DeflateParam::ServerBits(v) => (2, v.is_some_and(|b| (8..=15).contains(&(b % 18)))),
+            // We offered the parameter without a value: any 9..15 is fine
+            // (8 cannot be honoured by zlib, so refusing it is correct).
+            DeflateParam::ClientBits(v) => (3, v.is_some_and(|b| (9..=15).contains(&(b % 18)))),
+            DeflateParam::Other | DeflateParam::Unknown => return false,
+        };
+        if !ok || std::mem::replace(&mut seen[i], true) {
+            return false;
+        }
+    }
+    true
 }
 
 fn offer() -> ClientRequest {
@@ -100,6 +155,14 @@ fn check(data: &[u8]) -> Result<(), Stop> {
     let Ok(f) = Fields::arbitrary(&mut Unstructured::new(data)) else {
         return Ok(());
     };
+    let cfg = if f.no_deflate {
+        Config {
+            deflate: None,
+            ..cfg
+        }
+    } else {
+        cfg
+    };
     built(&f, &req, &cfg)
 }
 
@@ -135,12 +198,28 @@ fn built(f: &Fields, req: &ClientRequest, cfg: &Config) -> Result<(), Stop> {
     if let Some(p) = &proto {
         r += &format!("Sec-WebSocket-Protocol: {p}\r\n");
     }
-    let ext: Option<String> = f.extension.as_ref().map(|s| {
-        s.chars()
+    let ext: Option<String> = f.extension.as_ref().map(|e| match e {
+        Err(s) => s
+            .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .take(20)
-            .collect()
+            .collect(),
+        Ok(params) => {
+            let mut v = String::from("permessage-deflate");
+            for p in params.iter().take(6) {
+                v += &p.text();
+            }
+            v
+        }
     });
+    // An alphanumeric value is never a valid permessage-deflate response.
+    let ext_ok = match &f.extension {
+        None => true,
+        Some(Err(_)) => ext.as_ref().is_none_or(|e| e.is_empty()),
+        Some(Ok(params)) => {
+            cfg.deflate.is_some() && deflate_response_ok(&params[..params.len().min(6)])
+        }
+    };
     if let Some(e) = &ext {
         r += &format!("Sec-WebSocket-Extensions: {e}\r\n");
     }
@@ -167,9 +246,30 @@ fn built(f: &Fields, req: &ClientRequest, cfg: &Config) -> Result<(), Stop> {
         && !f.no_connection
         && accept == good
         && proto.as_ref().is_none_or(|p| req.subprotocols.contains(p))
-        && ext.as_ref().is_none_or(|e| e.is_empty());
+        && ext_ok;
     match got {
         Ok(Parsed::Complete(resp, n)) => {
+            // What the connection does next: check the extension against
+            // its offer; a refusal there fails the handshake.
+            let agreed = match (&resp.extensions, &cfg.deflate) {
+                (None, _) => Ok(None),
+                (Some(e), Some(d)) => deflate::accept(e, d).map(Some),
+                (Some(e), None) => {
+                    return Err(crate::findings::violation(
+                        "response-accepted-bad",
+                        format!("extension {e:?} passed with deflate off"),
+                    ))
+                }
+            };
+            if agreed.is_err() {
+                ensure!(
+                    !expect_ok,
+                    "response-refused-good",
+                    "extension refused: {agreed:?} in {:?}",
+                    String::from_utf8_lossy(&bytes)
+                );
+                return Ok(());
+            }
             ensure!(
                 expect_ok,
                 "response-accepted-bad",
