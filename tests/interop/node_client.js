@@ -2,11 +2,14 @@
 // Scripted interop checks against an evsock echo server, using `ws` as the
 // client. Usage: node_client.js ws://HOST:PORT[/path]
 // Prints one line per check and exits 0 only if every check passed.
+// With INTEROP_DEFLATE=1 the client offers permessage-deflate (ws' defaults,
+// threshold 0 so every message is compressed) and checks it was negotiated.
 'use strict';
 const crypto = require('crypto');
 const WebSocket = require('ws');
 
 const TIMEOUT_MS = 20000;
+const DEFLATE = process.env.INTEROP_DEFLATE === '1';
 const url = process.argv[2];
 if (!url) {
   console.error('usage: node_client.js ws://HOST:PORT');
@@ -17,7 +20,7 @@ if (!url) {
 // them one at a time.
 function open(protocols) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+    const ws = new WebSocket(url, protocols, { perMessageDeflate: DEFLATE ? { threshold: 0 } : false, maxPayload: 64 * 1024 * 1024 });
     const queue = [];
     const waiters = [];
     let closed = null;
@@ -84,6 +87,12 @@ function multiByteText(minBytes) {
 async function main() {
   const ws = await withTimeout(open(), 'opening handshake');
   const checks = [
+    ['extensions negotiated as asked', () => {
+      const got = ws.extensions || '';
+      if (DEFLATE && !got.startsWith('permessage-deflate')) throw new Error(`asked for permessage-deflate, got '${got}'`);
+      if (!DEFLATE && got !== '') throw new Error(`asked for no extension, got '${got}'`);
+      return got || 'none';
+    }],
     ['text', () => roundtrip(ws, 'Hello, evsock!', false)],
     ['binary', () => roundtrip(ws, Buffer.from([...Array(256).keys()]), true)],
     ['empty text', () => roundtrip(ws, '', false)],

@@ -4,6 +4,10 @@
 
 Usage: py_client.py ws://HOST:PORT[/path]
 
+With INTEROP_DEFLATE=1 in the environment the client offers
+permessage-deflate (websockets' defaults) and checks that it was negotiated,
+so every check below also runs compressed.
+
 Prints one line per check ("ok   name" / "FAIL name: why") and exits 0 only
 if every check passed.
 """
@@ -16,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 TIMEOUT = 20.0
+DEFLATE = os.environ.get("INTEROP_DEFLATE") == "1"
 results = []
 
 
@@ -29,7 +34,7 @@ def check(name):
 def open_conn(url, **kw):
     return connect(
         url,
-        compression=None,
+        compression="deflate" if DEFLATE else None,
         max_size=64 * 1024 * 1024,
         open_timeout=TIMEOUT,
         close_timeout=TIMEOUT,
@@ -54,6 +59,15 @@ def run(url):
 
 def run_checks(url, ws):
     rng = random.Random(6455)
+
+    @check("extensions negotiated as asked")
+    def _():
+        names = [type(e).__name__ for e in ws.protocol.extensions]
+        if DEFLATE and names != ["PerMessageDeflate"]:
+            raise AssertionError(f"asked for permessage-deflate, negotiated {names}")
+        if not DEFLATE and names:
+            raise AssertionError(f"asked for no extension, negotiated {names}")
+        return ", ".join(names) or "none"
 
     @check("text")
     def _():

@@ -7,8 +7,12 @@ Usage: py_server.py HOST PORT
 Every text message is echoed as text and every binary message as binary; a
 close frame is answered with the same code (the library's default). The
 "chat" subprotocol is selected when offered. Prints "ready" once listening.
+With INTEROP_DEFLATE=1 it accepts permessage-deflate and closes any
+connection that did not negotiate it with code 4000, which fails evsock's
+echo client.
 """
 import asyncio
+import os
 import signal
 import sys
 
@@ -20,7 +24,13 @@ def pick_subprotocol(_conn, offered):
     return "chat" if "chat" in offered else None
 
 
+DEFLATE = os.environ.get("INTEROP_DEFLATE") == "1"
+
+
 async def echo(ws):
+    if DEFLATE and [type(e).__name__ for e in ws.protocol.extensions] != ["PerMessageDeflate"]:
+        await ws.close(4000, "permessage-deflate was not negotiated")
+        return
     try:
         async for message in ws:
             await ws.send(message)
@@ -37,7 +47,7 @@ async def main(host, port):
         host,
         port,
         select_subprotocol=pick_subprotocol,
-        compression=None,
+        compression="deflate" if DEFLATE else None,
         max_size=64 * 1024 * 1024,
         max_queue=None,
         ping_interval=None,

@@ -2,6 +2,8 @@
 # Interop matrix for evsock against independent WebSocket implementations:
 #   evsock echo-server  <- py_client.py (websockets), node_client.js (ws)
 #   evsock echo-client  -> py_server.py (websockets), node_server.js (ws)
+# each twice: without compression, then with permessage-deflate negotiated
+# (the peers check that it was).
 # Exits non-zero if any pairing fails. Only 127.0.0.1 is used.
 #
 # Environment knobs (mainly for testing the harness itself):
@@ -77,29 +79,39 @@ for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
     [[ -x "$bin" ]] || { echo "interop: missing $bin" >&2; exit 1; }
 done
 
-# evsock as the server.
-port="$(free_port)"
-echo "interop: evsock $(basename "$SERVER_BIN") on 127.0.0.1:$port"
-"$SERVER_BIN" "127.0.0.1:$port" >"$LOGS/evsock-server.log" 2>&1 &
-PIDS+=($!)
-wait_ready "$port" "$!" "$LOGS/evsock-server.log"
-run_pair "websockets client -> evsock server" "$LOGS/py_client.log" "$PY" "$HERE/py_client.py" "ws://127.0.0.1:$port"
-run_pair "ws client -> evsock server" "$LOGS/node_client.log" node "$HERE/node_client.js" "ws://127.0.0.1:$port"
-stop_all
-
-# evsock as the client.
-for peer in py_server node_server; do
+# matrix: every pairing once; INTEROP_DEFLATE (exported) tells the peers
+# whether to use permessage-deflate. evsock offers/accepts it by default.
+matrix() {
+    # evsock as the server.
     port="$(free_port)"
-    log="$LOGS/$peer.log"
-    case "$peer" in
-        py_server) "$PY" "$HERE/py_server.py" 127.0.0.1 "$port" >"$log" 2>&1 & ;;
-        node_server) node "$HERE/node_server.js" 127.0.0.1 "$port" >"$log" 2>&1 & ;;
-    esac
+    echo "interop ($mode): evsock $(basename "$SERVER_BIN") on 127.0.0.1:$port"
+    "$SERVER_BIN" "127.0.0.1:$port" >"$LOGS/evsock-server-$mode.log" 2>&1 &
     PIDS+=($!)
-    wait_ready "$port" "$!" "$log" ready
-    run_pair "evsock client -> $peer ($([[ $peer == py_server ]] && echo websockets || echo ws))" \
-        "$LOGS/echo-client-$peer.log" "$CLIENT_BIN" "ws://127.0.0.1:$port"
+    wait_ready "$port" "$!" "$LOGS/evsock-server-$mode.log"
+    run_pair "[$mode] websockets client -> evsock server" "$LOGS/py_client-$mode.log" "$PY" "$HERE/py_client.py" "ws://127.0.0.1:$port"
+    run_pair "[$mode] ws client -> evsock server" "$LOGS/node_client-$mode.log" node "$HERE/node_client.js" "ws://127.0.0.1:$port"
     stop_all
+
+    # evsock as the client.
+    for peer in py_server node_server; do
+        port="$(free_port)"
+        log="$LOGS/$peer-$mode.log"
+        case "$peer" in
+            py_server) "$PY" "$HERE/py_server.py" 127.0.0.1 "$port" >"$log" 2>&1 & ;;
+            node_server) node "$HERE/node_server.js" 127.0.0.1 "$port" >"$log" 2>&1 & ;;
+        esac
+        PIDS+=($!)
+        wait_ready "$port" "$!" "$log" ready
+        run_pair "[$mode] evsock client -> $peer ($([[ $peer == py_server ]] && echo websockets || echo ws))" \
+            "$LOGS/echo-client-$peer-$mode.log" "$CLIENT_BIN" "ws://127.0.0.1:$port"
+        stop_all
+    done
+
+}
+
+for mode in plain deflate; do
+    if [[ $mode == deflate ]]; then export INTEROP_DEFLATE=1; else export INTEROP_DEFLATE=0; fi
+    matrix
 done
 
 if [[ $failures -ne 0 ]]; then
