@@ -564,10 +564,19 @@ impl Connection {
     }
 
     /// Server: refuses the pending upgrade request with an HTTP response.
+    /// The status must be a final one, 200..=599 (`InvalidArgument`
+    /// otherwise, and nothing is sent).
     pub fn reject(&mut self, reject: Reject) -> Result<(), Error> {
         if !matches!(self.phase, Phase::ServerDeciding(_)) {
             return Err(Error::InvalidState(
                 "no upgrade request is waiting for a decision",
+            ));
+        }
+        // Anything else is not a refusal HTTP can express ("HTTP/1.1
+        // 29586" or a 101 that switches nothing).
+        if !(200..=599).contains(&reject.status) {
+            return Err(Error::InvalidArgument(
+                "a refusal status must be a final HTTP status, 200..=599",
             ));
         }
         let e = HandshakeError::Rejected {

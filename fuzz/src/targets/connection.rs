@@ -378,10 +378,11 @@ impl Harness {
                         body: body.clone(),
                     })
                 });
+                let final_status = (200..=599).contains(&status);
                 ensure!(
-                    r.is_ok() == self.pending_request,
+                    r.is_ok() == (self.pending_request && final_status),
                     "api-result",
-                    "reject() = {r:?} with a request pending: {}",
+                    "reject({status}) = {r:?} with a request pending: {}",
                     self.pending_request
                 );
                 if r.is_ok() {

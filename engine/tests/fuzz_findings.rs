@@ -1,0 +1,58 @@
+//! Engine bugs found by the fuzz targets in `fuzz/`, one test each, so they
+//! stay fixed even where the fuzz crate is not built. The reproducers that
+//! found them are in `fuzz/regressions/`.
+
+use evsock::ws::{ClientRequest, Config, Connection, Error, Event, Output, Reject};
+use evsock::SeededRng;
+
+fn drain(c: &mut Connection) -> (Vec<u8>, Vec<Event>) {
+    let (mut bytes, mut events) = (Vec::new(), Vec::new());
+    loop {
+        match c.poll_output() {
+            Output::Transmit(b) => bytes.extend_from_slice(&b),
+            Output::Event(e) => events.push(e),
+            Output::Wait(_) => return (bytes, events),
+        }
+    }
+}
+
+fn server_with_request() -> Connection {
+    let cfg = Config::without_timers();
+    let mut c = Connection::client(
+        cfg.clone(),
+        ClientRequest::new("h", "/"),
+        Box::new(SeededRng::new(1)),
+        0,
+    );
+    let request = drain(&mut c).0;
+    let mut s = Connection::server(cfg, 0);
+    s.handle_input(0, &request);
+    assert!(matches!(drain(&mut s).1.as_slice(), [Event::Request(_)]));
+    s
+}
+
+/// connection-1: `reject` wrote any u16 as the status ("HTTP/1.1 29586
+/// Error", or a 101 that switched nothing).
+#[test]
+fn reject_refuses_a_status_that_is_not_a_final_http_status() {
+    for status in [0, 99, 101, 199, 600, 29586] {
+        let mut s = server_with_request();
+        assert!(
+            matches!(
+                s.reject(Reject::new(status, "no")),
+                Err(Error::InvalidArgument(_))
+            ),
+            "{status}"
+        );
+        // Nothing went out; the host can still decide properly.
+        assert!(drain(&mut s).0.is_empty());
+        s.reject(Reject::new(403, "no")).unwrap();
+        assert!(drain(&mut s).0.starts_with(b"HTTP/1.1 403 "));
+    }
+    for status in [200, 302, 400, 599] {
+        let mut s = server_with_request();
+        s.reject(Reject::new(status, "no")).unwrap();
+        let out = drain(&mut s).0;
+        assert!(out.starts_with(format!("HTTP/1.1 {status} ").as_bytes()));
+    }
+}
