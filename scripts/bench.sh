@@ -38,11 +38,8 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "building benchmarks (release)"
 cargo bench -p evsock-benches --no-run -q
 
-step "throughput ratios"
+step "ratios and memory per connection"
 cargo bench -q -p evsock-benches --bench ratios -- $quick --out "$out/ratios.md"
-
-step "memory per idle connection"
-cargo bench -q -p evsock-benches --bench idle_memory -- $quick --out "$out/idle_memory.md"
 
 if [ "$e2e" = 1 ]; then
     step "end-to-end echo over 127.0.0.1"

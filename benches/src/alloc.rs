@@ -1,19 +1,47 @@
 //! A global allocator wrapper that counts live heap bytes, for measuring
 //! what an idle connection holds. Install it with `#[global_allocator]` in
-//! the binary that measures; it costs an atomic add per allocation.
+//! the binary that measures.
+//!
+//! Counting is off until [`Counting::enable`] turns it on, so the
+//! throughput cases that run in the same binary pay one predictable branch
+//! per allocation (the same for every contender), not an atomic add. Only
+//! allocations and frees made while it is on are counted, so the
+//! measurement brackets what it builds and keeps.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 /// Counts bytes currently allocated through it.
 pub struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static ON: AtomicBool = AtomicBool::new(false);
+static SEEN: AtomicBool = AtomicBool::new(false);
 
 impl Counting {
-    /// Bytes allocated and not yet freed.
+    /// Net bytes allocated while counting was on.
     pub fn live() -> isize {
         LIVE.load(Ordering::SeqCst)
+    }
+
+    /// Turns counting on or off.
+    pub fn enable(on: bool) {
+        ON.store(on, Ordering::SeqCst);
+    }
+
+    /// True if this allocator has served an allocation, that is, it is the
+    /// global allocator of the running binary.
+    pub fn installed() -> bool {
+        let probe = std::hint::black_box(vec![0u8; 64]);
+        drop(probe);
+        SEEN.load(Ordering::SeqCst)
+    }
+}
+
+#[inline]
+fn count(delta: isize) {
+    if ON.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
     }
 }
 
@@ -25,7 +53,10 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded as is; the caller upheld `alloc`'s contract.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            if !SEEN.load(Ordering::Relaxed) {
+                SEEN.store(true, Ordering::Relaxed);
+            }
+            count(layout.size() as isize);
         }
         p
     }
@@ -34,7 +65,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded as is; the caller upheld the contract.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            count(layout.size() as isize);
         }
         p
     }
@@ -43,17 +74,14 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: `ptr` came from this allocator (so from `System`) with
         // this layout, as the caller guarantees.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        count(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded as is; the caller upheld `realloc`'s contract.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
+            count(new_size as isize - layout.size() as isize);
         }
         p
     }

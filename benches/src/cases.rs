@@ -112,5 +112,6 @@ pub fn all(size: Size) -> Vec<Case> {
     for (label, len) in [("20 B", 20), ("1 KiB", 1 << 10), ("64 KiB", 64 << 10)] {
         v.push(encode_case(&format!("encode+mask {label}"), len, size));
     }
+    v.extend(crate::envelope::cases(size == Size::Quick));
     v
 }

@@ -8,7 +8,11 @@
 //!   memcpy to do the same job;
 //! - [`cases`] lists the cases; [`measure`] times them interleaved and
 //!   prints the ratio table;
-//! - [`alloc`] counts heap bytes for the idle-memory benchmark.
+//! - [`envelope`] adds the session envelope coding cases (evsock's JSON
+//!   codec against serde_json);
+//! - [`alloc`] counts heap bytes and [`memory`] measures what an idle
+//!   connection holds;
+//! - [`report`] prints the one summary table and checks the targets.
 //!
 //! The bench targets in `benches/` put these together; `scripts/bench.sh`
 //! runs them all.
@@ -16,6 +20,9 @@
 pub mod alloc;
 pub mod cases;
 pub mod contenders;
+pub mod envelope;
 pub mod measure;
+pub mod memory;
+pub mod report;
 pub mod stream;
 pub mod wire;

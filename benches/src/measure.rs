@@ -129,13 +129,6 @@ pub fn run_case(case: &mut Case, budget: Duration, min_rounds: usize) -> Timed {
     }
 }
 
-fn fmt_ratio(r: Option<f64>) -> String {
-    match r {
-        Some(r) => format!("{r:.2}x"),
-        None => "-".into(),
-    }
-}
-
 fn fmt_rate(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2} M", x / 1e6)
@@ -144,32 +137,6 @@ fn fmt_rate(x: f64) -> String {
     } else {
         format!("{x:.0}")
     }
-}
-
-/// The main table: evsock's throughput and its ratio to every peer.
-pub fn ratio_table(results: &[Timed]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "| case | evsock msg/s | evsock MiB/s | vs tungstenite | vs fastwebsockets | vs memcpy | vs memcpy-hot | evsock-direct vs memcpy |"
-    );
-    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
-    for t in results {
-        let secs = t.secs("evsock").unwrap_or(f64::NAN);
-        let _ = writeln!(
-            s,
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
-            t.name,
-            fmt_rate(t.units_per_run as f64 / secs),
-            t.bytes_per_run as f64 / secs / (1024.0 * 1024.0),
-            fmt_ratio(t.ratio("evsock", "tungstenite")),
-            fmt_ratio(t.ratio("evsock", "fastwebsockets")),
-            fmt_ratio(t.ratio("evsock", "memcpy")),
-            fmt_ratio(t.ratio("evsock", "memcpy-hot")),
-            fmt_ratio(t.ratio("evsock-direct", "memcpy")),
-        );
-    }
-    s
 }
 
 /// Every contender's throughput, for context.
