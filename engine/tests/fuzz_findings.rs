@@ -2,7 +2,7 @@
 //! stay fixed even where the fuzz crate is not built. The reproducers that
 //! found them are in `fuzz/regressions/`.
 
-use evsock::ws::{ClientRequest, Config, Connection, Error, Event, Output, Reject};
+use evsock::ws::{Accept, ClientRequest, Config, Connection, Error, Event, Output, Reject};
 use evsock::SeededRng;
 
 fn drain(c: &mut Connection) -> (Vec<u8>, Vec<Event>) {
@@ -55,4 +55,42 @@ fn reject_refuses_a_status_that_is_not_a_final_http_status() {
         let out = drain(&mut s).0;
         assert!(out.starts_with(format!("HTTP/1.1 {status} ").as_bytes()));
     }
+}
+
+/// connection-2: header fields the host added were written as given, so
+/// an empty or spaced name, or a control byte in a value, made the 503
+/// (or the 101) invalid HTTP.
+#[test]
+fn accept_and_reject_refuse_header_fields_that_are_not_http() {
+    let bad: [(&str, &str); 5] = [
+        ("", "v"),
+        ("Bad Name", "v"),
+        ("X:y", "v"),
+        ("X-Ok", "a\u{0}b"),
+        ("X-Ok", "a\u{7f}"),
+    ];
+    for (n, v) in bad {
+        let headers = vec![(n.to_string(), v.to_string())];
+        let mut s = server_with_request();
+        let r = s.reject(Reject {
+            status: 503,
+            headers: headers.clone(),
+            body: vec![],
+        });
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{n:?}: {v:?}");
+        let r = s.accept(Accept {
+            subprotocol: None,
+            headers,
+        });
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{n:?}: {v:?}");
+        assert!(drain(&mut s).0.is_empty());
+    }
+    let mut s = server_with_request();
+    s.accept(Accept {
+        subprotocol: None,
+        headers: vec![("Set-Cookie".into(), "a=b;\tc=\u{e9}".into())],
+    })
+    .unwrap();
+    let out = drain(&mut s).0;
+    assert!(out.starts_with(b"HTTP/1.1 101 "));
 }

@@ -47,6 +47,16 @@ fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
+/// Can these fields go into a head as they are (token names, no control
+/// bytes in values)?
+pub fn fields_ok(fields: &[(String, String)]) -> bool {
+    fields.iter().all(|(n, v)| {
+        !n.is_empty()
+            && n.bytes().all(is_tchar)
+            && !v.bytes().any(|c| (c < 0x20 && c != b'\t') || c == 0x7F)
+    })
+}
+
 /// Finds and parses the head at the front of `buf`. `None`: incomplete.
 pub fn read_head(buf: &[u8]) -> Option<Result<Head, String>> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;

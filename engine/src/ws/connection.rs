@@ -540,13 +540,16 @@ impl Connection {
 
     // ----- host decisions and application calls ------------------------------
 
-    /// Server: accepts the pending upgrade request.
+    /// Server: accepts the pending upgrade request. Added header names
+    /// must be tokens and values free of control bytes (`InvalidArgument`
+    /// otherwise, and nothing is sent).
     pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
         let Phase::ServerDeciding(req) = &self.phase else {
             return Err(Error::InvalidState(
                 "no upgrade request is waiting for a decision",
             ));
         };
+        handshake::check_fields(&accept.headers).map_err(Error::InvalidArgument)?;
         let agreed = self
             .cfg
             .deflate
@@ -564,8 +567,9 @@ impl Connection {
     }
 
     /// Server: refuses the pending upgrade request with an HTTP response.
-    /// The status must be a final one, 200..=599 (`InvalidArgument`
-    /// otherwise, and nothing is sent).
+    /// The status must be a final one, 200..=599, and the header names
+    /// tokens without control bytes in values (`InvalidArgument` otherwise,
+    /// and nothing is sent).
     pub fn reject(&mut self, reject: Reject) -> Result<(), Error> {
         if !matches!(self.phase, Phase::ServerDeciding(_)) {
             return Err(Error::InvalidState(
@@ -579,6 +583,7 @@ impl Connection {
                 "a refusal status must be a final HTTP status, 200..=599",
             ));
         }
+        handshake::check_fields(&reject.headers).map_err(Error::InvalidArgument)?;
         let e = HandshakeError::Rejected {
             status: reject.status,
         };

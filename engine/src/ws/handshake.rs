@@ -275,6 +275,22 @@ pub fn accept_response_with(
     (out, proto)
 }
 
+/// Checks header fields a host adds to a response: names must be RFC 9110
+/// tokens and values free of control bytes (HTAB aside), or the response
+/// would not be HTTP.
+pub fn check_fields(headers: &[(String, String)]) -> Result<(), &'static str> {
+    let tchar = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    for (n, v) in headers {
+        if n.is_empty() || !n.bytes().all(tchar) {
+            return Err("a header name must be a non-empty token");
+        }
+        if v.bytes().any(|c| (c < 0x20 && c != b'\t') || c == 0x7F) {
+            return Err("a header value must not contain control bytes");
+        }
+    }
+    Ok(())
+}
+
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     // Header injection guard: CR and LF never reach the wire.
     let clean = |s: &str| s.replace(['\r', '\n'], " ");

@@ -345,9 +345,9 @@ impl Harness {
                     })
                 });
                 ensure!(
-                    r.is_ok() == self.pending_request,
+                    r.is_ok() == (self.pending_request && http::fields_ok(&headers)),
                     "api-result",
-                    "accept() = {r:?} with a request pending: {}",
+                    "accept() = {r:?} with a request pending: {}; {headers:?}",
                     self.pending_request
                 );
                 if r.is_ok() {
@@ -370,6 +370,7 @@ impl Harness {
                 };
                 let hs: Vec<(String, String)> = headers.iter().take(4).map(Field::pair).collect();
                 let n = hs.len();
+                let hs2 = hs.clone();
                 let conn = &mut self.conn;
                 let r = self.meter.run(|| {
                     conn.reject(Reject {
@@ -378,7 +379,7 @@ impl Harness {
                         body: body.clone(),
                     })
                 });
-                let final_status = (200..=599).contains(&status);
+                let final_status = (200..=599).contains(&status) && http::fields_ok(&hs2);
                 ensure!(
                     r.is_ok() == (self.pending_request && final_status),
                     "api-result",
