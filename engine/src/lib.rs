@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod hub;
 pub mod rng;
 pub mod session;
 
