@@ -84,6 +84,9 @@ pub struct World {
     /// Messages published (node, channel, bytes).
     pub published: Vec<(usize, String, Bytes)>,
     pub seed: u64,
+    /// Transmits and closes for connections no tab holds any more.
+    pub orphans: Vec<(usize, ConnId, Bytes)>,
+    pub orphan_closes: Vec<(usize, ConnId)>,
 }
 
 impl World {
@@ -107,6 +110,8 @@ impl World {
             subs: Vec::new(),
             published: Vec::new(),
             seed: 1,
+            orphans: Vec::new(),
+            orphan_closes: Vec::new(),
         };
         w.pump();
         w
@@ -186,6 +191,36 @@ impl World {
         tab.held.clear();
         tab.paused = false;
         self.pump();
+    }
+
+    /// Reconnects a tab's session on a new connection without telling the
+    /// hub that the old one ended (as when the old TCP is half-dead).
+    pub fn reconnect_keep_old(&mut self, t: usize) {
+        self.seed += 1;
+        let node = self.tabs[t].node;
+        let conn = self.hubs[node].new_connection(self.now).ok();
+        let req = ClientRequest::new("example.com", format!("/?user={}", self.tabs[t].user));
+        let tab = &mut self.tabs[t];
+        tab.s.handle_disconnected(self.now);
+        while tab.s.poll_output().is_some() {}
+        tab.conn = conn;
+        tab.ws = Connection::client(
+            ws::Config::without_timers(),
+            req,
+            Box::new(SeededRng::new(self.seed)),
+            self.now,
+        );
+        tab.closed = None;
+        tab.hub_closed = false;
+        self.pump();
+    }
+
+    /// The close code in the last close frame among these bytes.
+    pub fn close_code_in(bytes: &[Bytes]) -> Option<u16> {
+        let all: Vec<u8> = bytes.iter().flat_map(|b| b.iter().copied()).collect();
+        let at = all.iter().rposition(|&x| x == 0x88)?;
+        let c = all.get(at + 2..at + 4)?;
+        Some(u16::from_be_bytes([c[0], c[1]]))
     }
 
     /// Drops a tab's transport (like a network failure).
@@ -280,6 +315,8 @@ impl World {
                         tab.ws.handle_input(now, &bytes);
                         self.hubs[n].handle_written(conn, bytes.len());
                     }
+                } else {
+                    self.orphans.push((n, conn, bytes));
                 }
             }
             HubOutput::Close { conn } => {
@@ -289,6 +326,8 @@ impl World {
                     if !tab.paused {
                         tab.ws.handle_eof(now);
                     }
+                } else {
+                    self.orphan_closes.push((n, conn));
                 }
             }
             HubOutput::Event(e) => {
@@ -420,6 +459,7 @@ impl World {
     }
 
     pub fn take_events(&mut self, n: usize) -> Vec<HubEvent> {
+        self.pump();
         std::mem::take(&mut self.events[n])
     }
 
