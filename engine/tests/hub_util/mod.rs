@@ -321,10 +321,11 @@ impl World {
             }
             HubOutput::Close { conn } => {
                 if let Some(t) = self.tab_of(n, conn) {
-                    let tab = &mut self.tabs[t];
-                    tab.hub_closed = true;
-                    if !tab.paused {
-                        tab.ws.handle_eof(now);
+                    self.tabs[t].hub_closed = true;
+                    if !self.tabs[t].paused {
+                        // Decode what arrived before the EOF.
+                        self.step_tab(t);
+                        self.tabs[t].ws.handle_eof(now);
                     }
                 } else {
                     self.orphan_closes.push((n, conn));
@@ -448,7 +449,8 @@ impl World {
             }
         }
         if tab.hub_closed {
-            tab.ws.handle_eof(now);
+            self.step_tab(t);
+            self.tabs[t].ws.handle_eof(now);
         }
         self.pump();
     }
