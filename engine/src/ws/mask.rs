@@ -13,6 +13,12 @@
 //! architectures use the portable loop, which their compilers vectorize
 //! with the target's baseline vector unit). The crossover was measured with
 //! `cargo bench -p evsock-benches --bench mask`; see BENCHMARKS.md.
+//!
+//! [`copy_masked`] fuses a copy with the masking, for the writer (masking
+//! into the output buffer) and the reader (unmasking into the input
+//! buffer).
+
+use std::mem::MaybeUninit;
 
 /// Buffers at least this long are handed to the vector kernel; shorter ones
 /// use the word loop, which wins there because it is inlined and has no
@@ -60,6 +66,60 @@ pub fn apply_mask_vector(buf: &mut [u8], key: [u8; 4]) {
     #[cfg(not(target_arch = "x86_64"))]
     {
         apply_mask_words(buf, key)
+    }
+}
+
+/// Copies `src` into `dst` masked with `key` (`key[0]` for `src[0]`), in
+/// one pass: the writer masks a client frame's payload straight into its
+/// output buffer and the reader unmasks received bytes straight into its
+/// input buffer, instead of copying and then masking in place (a second
+/// pass over the bytes). Every byte of `dst` is initialized on return.
+///
+/// # Panics
+/// If the lengths differ (a bug in the caller, never input-dependent).
+#[inline]
+pub fn copy_masked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    assert_eq!(dst.len(), src.len(), "copy_masked: lengths differ");
+    if src.len() < COPY_SIMD_MIN_LEN {
+        return copy_masked_words(dst, src, key);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::copy(dst, src, key)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        copy_masked_words(dst, src, key)
+    }
+}
+
+/// Buffers at least this long take the vector kernel in [`copy_masked`].
+pub const COPY_SIMD_MIN_LEN: usize = 64;
+
+/// [`copy_masked`] eight bytes at a time, in safe code: each word is read
+/// from `src`, masked and written to `dst`. Compilers turn the byte writes
+/// of a word into one store.
+#[inline]
+pub fn copy_masked_words(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    let k8 = key8(key);
+    let mut d8 = dst.chunks_exact_mut(8);
+    let mut s8 = src.chunks_exact(8);
+    for (d, s) in (&mut d8).zip(&mut s8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(s);
+        let v = (u64::from_ne_bytes(w) ^ k8).to_ne_bytes();
+        for (dd, b) in d.iter_mut().zip(v) {
+            dd.write(b);
+        }
+    }
+    // 8 is a multiple of 4: the remainder starts at key byte 0 again.
+    for ((dd, b), k) in d8
+        .into_remainder()
+        .iter_mut()
+        .zip(s8.remainder())
+        .zip(key.iter().cycle())
+    {
+        dd.write(b ^ k);
     }
 }
 
@@ -137,11 +197,27 @@ pub fn kernels() -> Vec<(&'static str, Kernel)> {
     v
 }
 
+/// A copy-and-mask kernel: `fn(dst, src, key)`, as [`copy_masked`].
+#[doc(hidden)]
+pub type CopyKernel = fn(&mut [MaybeUninit<u8>], &[u8], [u8; 4]);
+
+/// Every copy-and-mask kernel this build has that the running CPU
+/// supports, by name. For benchmarks and tests.
+#[doc(hidden)]
+pub fn copy_kernels() -> Vec<(&'static str, CopyKernel)> {
+    let mut v: Vec<(&'static str, CopyKernel)> =
+        vec![("words", copy_masked_words), ("dispatch", copy_masked)];
+    #[cfg(target_arch = "x86_64")]
+    x86::add_copy_kernels(&mut v);
+    v
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! SSE2 (part of every x86-64 CPU) and AVX2 (detected at run time).
 
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
     use std::sync::atomic::{AtomicU8, Ordering};
 
     const UNKNOWN: u8 = 0;
@@ -254,6 +330,105 @@ mod x86 {
                 _mm_xor_si128(last, at(len - 16)),
             );
         }
+    }
+
+    #[inline]
+    pub(super) fn copy(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+        if level() == AVX2 {
+            // SAFETY: `level()` returns AVX2 only after
+            // `is_x86_feature_detected!("avx2")` said this CPU has it.
+            unsafe { copy_avx2(dst, src, key) }
+        } else {
+            copy_sse2(dst, src, key)
+        }
+    }
+
+    pub(super) fn add_copy_kernels(v: &mut Vec<(&'static str, super::CopyKernel)>) {
+        v.push(("sse2", copy_sse2));
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY (of the call inside): this closure is only handed out
+            // after the check above found AVX2 on this CPU.
+            v.push(("avx2", |d, s, k| unsafe { copy_avx2(d, s, k) }));
+        }
+    }
+
+    /// [`super::copy_masked`] 16 bytes at a time with SSE2, four vectors
+    /// per iteration, unaligned loads and stores; the last 0 to 15 bytes
+    /// take the word loop (16 is a multiple of 4, so the key phase there
+    /// is 0 again).
+    pub(super) fn copy_sse2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+        let len = src.len().min(dst.len());
+        let k = splat128(key);
+        let s = src.as_ptr() as *const __m128i;
+        let d = dst.as_mut_ptr() as *mut __m128i;
+        let mut i = 0;
+        while i + 4 <= len / 16 {
+            // SAFETY: vectors `i..i + 4` end at byte `16 * (i + 4) <= len`,
+            // inside both `src` and `dst`; unaligned loads and stores have
+            // no alignment requirement; `dst` is borrowed exclusively and
+            // does not overlap `src` (a shared and an exclusive borrow);
+            // writing to `MaybeUninit` bytes is always allowed.
+            unsafe {
+                let a0 = _mm_xor_si128(_mm_loadu_si128(s.add(i)), k);
+                let a1 = _mm_xor_si128(_mm_loadu_si128(s.add(i + 1)), k);
+                let a2 = _mm_xor_si128(_mm_loadu_si128(s.add(i + 2)), k);
+                let a3 = _mm_xor_si128(_mm_loadu_si128(s.add(i + 3)), k);
+                _mm_storeu_si128(d.add(i), a0);
+                _mm_storeu_si128(d.add(i + 1), a1);
+                _mm_storeu_si128(d.add(i + 2), a2);
+                _mm_storeu_si128(d.add(i + 3), a3);
+            }
+            i += 4;
+        }
+        while i < len / 16 {
+            // SAFETY: vector `i` ends at byte `16 * (i + 1) <= len`; as above.
+            unsafe { _mm_storeu_si128(d.add(i), _mm_xor_si128(_mm_loadu_si128(s.add(i)), k)) }
+            i += 1;
+        }
+        let done = i * 16;
+        super::copy_masked_words(&mut dst[done..len], &src[done..len], key);
+    }
+
+    /// [`copy_sse2`] with 32-byte AVX2 vectors.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn copy_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+        let len = src.len().min(dst.len());
+        // SAFETY: the caller guarantees AVX2.
+        let k = unsafe { splat256(key) };
+        let s = src.as_ptr() as *const __m256i;
+        let d = dst.as_mut_ptr() as *mut __m256i;
+        let mut i = 0;
+        while i + 4 <= len / 32 {
+            // SAFETY: vectors `i..i + 4` end at byte `32 * (i + 4) <= len`,
+            // inside both `src` and `dst`; unaligned loads and stores have
+            // no alignment requirement; `dst` is borrowed exclusively and
+            // does not overlap `src`; writing to `MaybeUninit` bytes is
+            // always allowed; AVX2 is there.
+            unsafe {
+                let a0 = _mm256_xor_si256(_mm256_loadu_si256(s.add(i)), k);
+                let a1 = _mm256_xor_si256(_mm256_loadu_si256(s.add(i + 1)), k);
+                let a2 = _mm256_xor_si256(_mm256_loadu_si256(s.add(i + 2)), k);
+                let a3 = _mm256_xor_si256(_mm256_loadu_si256(s.add(i + 3)), k);
+                _mm256_storeu_si256(d.add(i), a0);
+                _mm256_storeu_si256(d.add(i + 1), a1);
+                _mm256_storeu_si256(d.add(i + 2), a2);
+                _mm256_storeu_si256(d.add(i + 3), a3);
+            }
+            i += 4;
+        }
+        while i < len / 32 {
+            // SAFETY: vector `i` ends at byte `32 * (i + 1) <= len`; as above.
+            unsafe {
+                _mm256_storeu_si256(d.add(i), _mm256_xor_si256(_mm256_loadu_si256(s.add(i)), k))
+            }
+            i += 1;
+        }
+        let done = i * 32;
+        // 32 is a multiple of 4: the tail starts at key byte 0.
+        copy_sse2(&mut dst[done..len], &src[done..len], key);
     }
 
     /// The key repeated over a 16-byte vector.
@@ -398,6 +573,63 @@ mod tests {
         }
     }
 
+    fn copy_with(kernel: CopyKernel, src: &[u8], key: [u8; 4]) -> Vec<u8> {
+        let mut dst = vec![MaybeUninit::new(0xAAu8); src.len()];
+        kernel(&mut dst, src, key);
+        // SAFETY: every element was initialized by `MaybeUninit::new`
+        // above, and the kernel only ever writes initialized bytes.
+        dst.iter().map(|b| unsafe { b.assume_init() }).collect()
+    }
+
+    /// Every copy kernel, every length 0..=300 and source offset within a
+    /// 64-byte line, agrees with masking a copy byte by byte.
+    #[test]
+    fn every_copy_kernel_every_length_and_offset() {
+        let key = [0x9d, 0x21, 0xf3, 0x5a];
+        let data: Vec<u8> = (0..300 + 64).map(|i| (i * 7 + 3) as u8).collect();
+        let mut names = Vec::new();
+        for (name, kernel) in copy_kernels() {
+            names.push(name);
+            for offset in 0..64 {
+                for len in 0..=300 {
+                    let src = &data[offset..offset + len];
+                    let mut want = src.to_vec();
+                    apply_mask_bytewise(&mut want, key, 0);
+                    assert_eq!(
+                        copy_with(kernel, src, key),
+                        want,
+                        "{name} offset {offset} len {len}"
+                    );
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert!(names.contains(&"sse2"));
+    }
+
+    #[test]
+    fn long_copies_across_kernels() {
+        let key = [1, 2, 3, 4];
+        for len in [4095, 65_536 + 13, 1 << 20] {
+            let data: Vec<u8> = (0..len).map(|i| (i ^ (i >> 8)) as u8).collect();
+            let mut want = data[3..].to_vec();
+            apply_mask_bytewise(&mut want, key, 0);
+            for (name, kernel) in copy_kernels() {
+                assert!(
+                    copy_with(kernel, &data[3..], key) == want,
+                    "{name} len {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "lengths differ")]
+    fn copy_masked_refuses_different_lengths() {
+        let mut dst = [MaybeUninit::new(0u8); 3];
+        copy_masked(&mut dst, b"four", [1, 2, 3, 4]);
+    }
+
     proptest! {
         #[test]
         fn matches_bytewise(data in proptest::collection::vec(any::<u8>(), 0..=300), key in any::<[u8; 4]>(), phase in 0usize..9, offset in 0usize..32) {
@@ -420,6 +652,15 @@ mod tests {
                 let mut got = data.clone();
                 kernel(&mut got[offset..], rotate_key(key, phase));
                 prop_assert_eq!(&got, &want, "{}", name);
+            }
+        }
+
+        #[test]
+        fn copy_masked_matches_bytewise(data in proptest::collection::vec(any::<u8>(), 0..=600), key in any::<[u8; 4]>(), phase in 0usize..4) {
+            let mut want = data.clone();
+            apply_mask_bytewise(&mut want, key, phase);
+            for (name, kernel) in copy_kernels() {
+                prop_assert_eq!(&copy_with(kernel, &data, rotate_key(key, phase)), &want, "{}", name);
             }
         }
 

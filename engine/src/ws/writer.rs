@@ -9,10 +9,15 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use super::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
-use super::mask::apply_mask;
+use super::mask::copy_masked;
 
 /// Payloads at least this large are sent without copying (server role).
 pub const ZERO_COPY_MIN: usize = 8 * 1024;
+
+/// Capacity of each further buffer when a burst of frames overflows the
+/// first one: large enough that a burst leaves in few writes, small enough
+/// to stay in cache while it is filled and written.
+pub const BURST_CHUNK: usize = 16 * 1024;
 
 /// The outbound side of a connection.
 #[derive(Debug, Default)]
@@ -29,12 +34,33 @@ impl Writer {
         self.queued
     }
 
+    /// Makes room for `n` more bytes in `out`.
+    ///
+    /// A buffer is grown only up to [`BURST_CHUNK`]; past that it is not
+    /// (which would copy everything queued so far, again and again for a
+    /// long burst): what it holds is queued as a chunk of its own and a
+    /// fresh buffer, sized for the burst, takes over. The host gets the chunks in order, one write (or one
+    /// `writev`) each.
+    #[inline]
     fn reserve(&mut self, n: usize, retain: usize) {
-        if self.out.capacity() == 0 {
-            self.out.reserve(n.max(retain));
-        } else {
-            self.out.reserve(n);
+        if self.out.capacity() - self.out.len() >= n {
+            return;
         }
+        if self.out.is_empty() {
+            // Reclaims the old allocation when the host dropped the chunks
+            // taken from it; allocates otherwise.
+            self.out.reserve(n.max(retain));
+            return;
+        }
+        if self.out.len() + n <= BURST_CHUNK {
+            // Small frames keep coalescing into one write; growing a buffer
+            // this small copies little.
+            self.out.reserve(n);
+            return;
+        }
+        let size = n.max(retain).max(BURST_CHUNK);
+        let full = std::mem::replace(&mut self.out, BytesMut::with_capacity(size));
+        self.queue.push_back(full.freeze());
     }
 
     /// Appends raw bytes (handshake responses).
@@ -80,10 +106,17 @@ impl Writer {
         let hn = h.encode(&mut hb);
         self.reserve(hn + payload.len(), retain);
         self.out.extend_from_slice(&hb[..hn]);
-        let start = self.out.len();
-        self.out.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut self.out[start..], key, 0);
+        match mask {
+            Some(key) => {
+                let n = payload.len();
+                // Masked straight into the buffer: one pass, not a copy and
+                // then a second pass to mask it in place.
+                copy_masked(&mut self.out.spare_capacity_mut()[..n], payload, key);
+                // SAFETY: `reserve` made room for `n` more bytes, and
+                // `copy_masked` initialized all `n` of them.
+                unsafe { self.out.set_len(self.out.len() + n) };
+            }
+            None => self.out.extend_from_slice(payload),
         }
         self.queued += hn + payload.len();
     }
@@ -158,6 +191,46 @@ mod tests {
         assert_eq!(second.as_ptr(), big.as_ptr(), "payload was copied");
         assert_eq!(&w.pop(0).unwrap()[..], b"\x89\x00");
         assert!(w.pop(0).is_none());
+        assert_eq!(w.queued(), 0);
+    }
+
+    /// A long burst of masked frames of mixed sizes comes out in order,
+    /// each frame byte-exact, in chunks no bigger than needed.
+    #[test]
+    fn bursts_split_into_bounded_chunks_in_order() {
+        let key = [0x11, 0x22, 0x33, 0x44];
+        let mut w = Writer::default();
+        let mut want = Vec::new();
+        for i in 0..100usize {
+            let len = [0, 5, 125, 126, 1000, 20_000, 70_000][i % 7];
+            let payload: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+            w.frame(true, OpCode::Binary, &payload, Some(key), 4096);
+            let h = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode: OpCode::Binary,
+                mask: Some(key),
+                len: len as u64,
+            };
+            let mut hb = [0u8; MAX_HEADER_LEN];
+            let hn = h.encode(&mut hb);
+            want.extend_from_slice(&hb[..hn]);
+            want.extend(payload.iter().enumerate().map(|(j, b)| b ^ key[j & 3]));
+        }
+        assert_eq!(w.queued(), want.len());
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        while let Some(c) = w.pop(4096) {
+            assert!(
+                c.len() <= 70_000 + MAX_HEADER_LEN + BURST_CHUNK,
+                "{}",
+                c.len()
+            );
+            got.extend_from_slice(&c);
+            chunks += 1;
+        }
+        assert!(chunks > 1);
+        assert_eq!(got, want);
         assert_eq!(w.queued(), 0);
     }
 
