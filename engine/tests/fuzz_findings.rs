@@ -94,3 +94,23 @@ fn accept_and_reject_refuse_header_fields_that_are_not_http() {
     let out = drain(&mut s).0;
     assert!(out.starts_with(b"HTTP/1.1 101 "));
 }
+
+/// deflate-1: compressing an empty message after another one (context
+/// kept) spun forever: zlib emits nothing for a repeated sync flush, and
+/// the loop waited for the `00 00 FF FF` marker.
+#[test]
+fn an_empty_message_compresses_after_another_one() {
+    use bytes::BytesMut;
+    use evsock::ws::deflate::{Deflater, Inflater};
+    for reset in [false, true] {
+        let mut d = Deflater::new(15, 3, reset);
+        let mut i = Inflater::new(15, reset);
+        for msg in [&b"hello hello"[..], b"", b"", b"hello again", b""] {
+            let wire = d.compress(msg).to_vec();
+            let mut out = BytesMut::new();
+            i.inflate(&wire, &mut out, 1 << 10, None).unwrap();
+            i.finish_message(&mut out, 1 << 10, None).unwrap();
+            assert_eq!(&out[..], msg, "reset {reset}");
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod gen;
 pub mod http;
 pub mod mem;
 pub mod refdec;
+pub mod refinflate;
 pub mod targets;
 pub mod wire;
 
@@ -33,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("handshake_response", targets::handshake_response::run),
     ("connection", targets::connection::run),
     ("pair", targets::pair::run),
+    ("deflate", targets::deflate::run),
 ];
 
 /// Looks a target up by name.

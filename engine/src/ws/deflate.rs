@@ -410,6 +410,14 @@ impl Deflater {
         });
         let out = &mut self.scratch;
         out.clear();
+        if payload.is_empty() {
+            // zlib emits nothing for a second sync flush in a row, so the
+            // loop below would wait forever for the marker. An empty
+            // message is an empty stored block (RFC 7692 7.2.3.6), which
+            // leaves the window as it is.
+            out.push(0x00);
+            return &self.scratch;
+        }
         out.reserve(payload.len() / 2 + 64);
         let mut pos = 0;
         loop {

@@ -1,6 +1,7 @@
 //! One module per fuzz target; each exposes `run(&[u8])`.
 
 pub mod connection;
+pub mod deflate;
 pub mod frame_header;
 pub mod handshake_request;
 pub mod handshake_response;

@@ -1,0 +1,138 @@
+//! A reference raw-DEFLATE decoder for permessage-deflate payloads, built on
+//! `miniz_oxide` (an implementation independent of the engine's zlib-rs).
+//! It always keeps a 32 KiB window, so it accepts every stream a smaller
+//! window accepts.
+
+use miniz_oxide::inflate::stream::{inflate, InflateState};
+use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+
+/// A streaming raw inflater that, like RFC 7692 receivers, starts a new
+/// stream after a block with BFINAL set.
+pub struct RefInflater {
+    state: Box<InflateState>,
+}
+
+impl Default for RefInflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why the reference stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefEnd {
+    /// All input consumed.
+    Done,
+    /// `cap` bytes of output were reached; the rest was not looked at.
+    Capped,
+    /// The data is corrupt.
+    Corrupt,
+}
+
+impl RefInflater {
+    /// A fresh inflater with an empty window.
+    pub fn new() -> Self {
+        RefInflater {
+            state: InflateState::new_boxed(DataFormat::Raw),
+        }
+    }
+
+    /// Inflates `input` onto `out`, stopping once `out` holds `cap` bytes.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, cap: usize) -> RefEnd {
+        let mut pos = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            if out.len() >= cap {
+                out.truncate(cap);
+                return RefEnd::Capped;
+            }
+            let r = inflate(&mut self.state, &input[pos..], &mut buf, MZFlush::None);
+            pos += r.bytes_consumed;
+            out.extend_from_slice(&buf[..r.bytes_written]);
+            match r.status {
+                Ok(MZStatus::StreamEnd) => {
+                    if r.bytes_written == buf.len() {
+                        // More of the final block may be pending.
+                        continue;
+                    }
+                    self.state.reset(DataFormat::Raw);
+                    if pos == input.len() {
+                        return RefEnd::Done;
+                    }
+                }
+                Ok(_) => {
+                    if pos == input.len() && r.bytes_written < buf.len() {
+                        return RefEnd::Done;
+                    }
+                }
+                // No progress possible without more input.
+                Err(MZError::Buf) => {
+                    return if pos == input.len() {
+                        RefEnd::Done
+                    } else {
+                        RefEnd::Corrupt
+                    }
+                }
+                Err(_) => return RefEnd::Corrupt,
+            }
+        }
+    }
+
+    /// Ends one message: the `00 00 FF FF` the sender stripped.
+    pub fn finish_message(&mut self, out: &mut Vec<u8>, cap: usize) -> RefEnd {
+        self.feed(&[0, 0, 0xFF, 0xFF], out, cap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inflates_rfc7692_examples() {
+        // RFC 7692 7.2.3.1: "Hello", compressed, without the tail.
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let mut r = RefInflater::new();
+        let mut out = Vec::new();
+        assert_eq!(r.feed(&hello, &mut out, 100), RefEnd::Done);
+        assert_eq!(r.finish_message(&mut out, 100), RefEnd::Done);
+        assert_eq!(out, b"Hello");
+        // 7.2.3.2: the second "Hello" refers back into the first (context).
+        let again = [0xf2, 0x00, 0x11, 0x00, 0x00];
+        let mut out = Vec::new();
+        assert_eq!(r.feed(&again, &mut out, 100), RefEnd::Done);
+        assert_eq!(r.finish_message(&mut out, 100), RefEnd::Done);
+        assert_eq!(out, b"Hello");
+        // 7.2.3.3: a stored block.
+        let mut out = Vec::new();
+        let stored = [
+            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+        ];
+        assert_eq!(
+            RefInflater::new().feed(&stored, &mut out, 100),
+            RefEnd::Done
+        );
+        assert_eq!(out, b"Hello");
+        // 7.2.3.5: BFINAL set, then a new stream.
+        let fin = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        let mut r = RefInflater::new();
+        let mut out = Vec::new();
+        assert_eq!(r.feed(&fin, &mut out, 100), RefEnd::Done);
+        assert_eq!(r.finish_message(&mut out, 100), RefEnd::Done);
+        assert_eq!(r.feed(&hello, &mut out, 100), RefEnd::Done);
+        assert_eq!(r.finish_message(&mut out, 100), RefEnd::Done);
+        assert_eq!(out, b"HelloHello");
+        // Garbage is corrupt; a cap stops a bomb.
+        assert_eq!(
+            RefInflater::new().feed(&[0xff; 8], &mut Vec::new(), 100),
+            RefEnd::Corrupt
+        );
+        let mut out = Vec::new();
+        let zeros = miniz_oxide::deflate::compress_to_vec(&[0u8; 100_000], 9);
+        assert_eq!(
+            RefInflater::new().feed(&zeros, &mut out, 1000),
+            RefEnd::Capped
+        );
+        assert_eq!(out.len(), 1000);
+    }
+}
