@@ -85,7 +85,8 @@ before(async () => {
   } else {
     const build = spawnSync('cargo', ['build', '--release', '-p', 'evsock-chat'], { cwd: root, encoding: 'utf8' });
     assert.equal(build.status, 0, `cargo build --release -p evsock-chat failed:\n${(build.stderr || '').slice(-4000)}`);
-    base = await startServer(join(root, 'target', 'release', 'evsock-chat'), ['--addr', `127.0.0.1:${port}`, '--test-hooks']);
+    const targetDir = process.env.CARGO_TARGET_DIR || join(root, 'target');
+    base = await startServer(join(targetDir, 'release', 'evsock-chat'), ['--addr', `127.0.0.1:${port}`, '--test-hooks']);
   }
   browser = await chromium.launch({
     executablePath: CHROMIUM,

@@ -1,0 +1,604 @@
+//! The host: one thread, one `mio` poll loop, every socket non-blocking.
+//!
+//! * The listener accepts TCP connections; each starts as plain HTTP. Heads
+//!   are parsed as bytes arrive; static GETs are answered (keep-alive),
+//!   `/ws` hands the connection and every byte read so far to the hub.
+//! * Bytes the hub wants written are queued per connection and written as
+//!   the socket takes them; each write is reported with `handle_written`
+//!   (that is the hub's back-pressure), the rest waits for the next
+//!   write-readiness edge.
+//! * The loop sleeps until the earliest of the hub's deadline, an idle HTTP
+//!   connection's deadline and a Redis reconnect.
+//! * With `--redis`, the hub's Publish/Subscribe/Unsubscribe outputs go to the
+//!   Redis adapter and messages from other nodes to `handle_remote`.
+
+use crate::chat::Chat;
+use crate::http::{self, Route};
+use crate::redis::{Redis, RedisEvent};
+use bytes::Bytes;
+use evsock::hub::{Config, ConnId, Hub, HubOutput};
+use evsock::{Rng, SeededRng};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(0);
+const REDIS_SUB: Token = Token(1);
+const REDIS_CMD: Token = Token(2);
+const FIRST_CONN: usize = 16;
+
+/// How long a plain HTTP connection may stay idle (or dribble a head).
+const HTTP_IDLE_MS: u64 = 15_000;
+/// Most TCP connections the host holds (the hub has its own, lower limits
+/// for WebSockets); beyond it new ones are closed at once.
+const MAX_SOCKETS: usize = 50_000;
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Serve `/test/drop`.
+    pub test_hooks: bool,
+    /// Redis for multi-node, as `redis://host:port`.
+    pub redis: Option<SocketAddr>,
+    /// This node's id in a cluster.
+    pub node_id: Option<String>,
+    /// Prefix of pub/sub channels and counter keys.
+    pub channel_prefix: String,
+}
+
+/// Randomness from the OS for session ids; if the OS source ever fails, a
+/// generator seeded from it at start-up keeps the server running.
+struct OsRng {
+    fallback: SeededRng,
+}
+
+impl Rng for OsRng {
+    fn fill(&mut self, dest: &mut [u8]) {
+        if getrandom::getrandom(dest).is_err() {
+            self.fallback.fill(dest);
+        }
+    }
+}
+
+fn os_rng() -> OsRng {
+    let mut seed = [0u8; 8];
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let s = if getrandom::getrandom(&mut seed).is_ok() {
+        u64::from_le_bytes(seed)
+    } else {
+        t ^ u64::from(std::process::id()).rotate_left(32)
+    };
+    OsRng {
+        fallback: SeededRng::new(s ^ t),
+    }
+}
+
+enum Kind {
+    /// Plain HTTP: bytes of the head(s) read so far, and when to give up.
+    Http { buf: Vec<u8>, deadline: u64 },
+    /// Handed to the hub.
+    Ws(ConnId),
+    /// The hub closed it (or we answered and close): only writing is left.
+    Closing,
+}
+
+struct Conn {
+    stream: TcpStream,
+    kind: Kind,
+    out: VecDeque<Bytes>,
+    /// Bytes of `out.front()` already written.
+    front_off: usize,
+    /// Close once `out` is written.
+    close_when_flushed: bool,
+}
+
+/// The running server.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    by_hub: HashMap<ConnId, Token>,
+    http_deadlines: BTreeSet<(u64, Token)>,
+    hub: Hub,
+    chat: Chat,
+    redis: Option<Redis>,
+    redis_events: Vec<RedisEvent>,
+    test_hooks: bool,
+    start: Instant,
+    read_buf: Vec<u8>,
+}
+
+impl Server {
+    /// Binds the listener and (with `--redis`) starts connecting to Redis.
+    pub fn bind(opts: &Options) -> Result<Server, String> {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let mut listener = TcpListener::bind(opts.addr)
+            .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| format!("register: {e}"))?;
+        let config = Config {
+            node_id: opts.node_id.clone(),
+            channel_prefix: opts.channel_prefix.clone(),
+            ..Config::default()
+        };
+        let hub = Hub::new(config, Box::new(os_rng())).map_err(|e| format!("hub: {e}"))?;
+        let redis = match opts.redis {
+            None => None,
+            Some(addr) => {
+                // Fail fast at start-up when Redis is not there at all; later
+                // losses are reconnected with backoff.
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                    .map_err(|e| format!("cannot reach Redis at {addr}: {e}"))?;
+                Some(
+                    Redis::new(poll.registry(), addr, REDIS_SUB, REDIS_CMD)
+                        .map_err(|e| format!("redis at {addr}: {e}"))?,
+                )
+            }
+        };
+        Ok(Server {
+            poll,
+            listener,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            by_hub: HashMap::new(),
+            http_deadlines: BTreeSet::new(),
+            hub,
+            chat: Chat::new(opts.redis.is_some(), &opts.channel_prefix),
+            redis,
+            redis_events: Vec::new(),
+            test_hooks: opts.test_hooks,
+            start: Instant::now(),
+            read_buf: vec![0; 64 << 10],
+        })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Runs until a fatal poll error.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = self.now();
+            let deadline = [
+                self.hub.poll_timeout(),
+                self.http_deadlines.first().map(|d| d.0),
+                self.redis.as_ref().and_then(Redis::poll_timeout),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = deadline.map(|d| Duration::from_millis(d.saturating_sub(now)));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = self.now();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_all(now),
+                    t if self.redis.as_ref().is_some_and(|r| r.owns(t)) => {
+                        if let Some(r) = self.redis.as_mut() {
+                            r.handle_ready(self.poll.registry(), t, now, &mut self.redis_events);
+                        }
+                    }
+                    t => self.conn_ready(t, now, ev.is_readable(), ev.is_writable()),
+                }
+                self.drain(now);
+            }
+            if self.hub.poll_timeout().is_some_and(|d| d <= now) {
+                self.hub.handle_timeout(now);
+            }
+            if let Some(r) = self.redis.as_mut() {
+                r.handle_timeout(self.poll.registry(), now, &mut self.redis_events);
+            }
+            self.expire_http(now);
+            self.drain(now);
+        }
+    }
+
+    fn accept_all(&mut self, now: u64) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _peer)) => {
+                    if self.conns.len() >= MAX_SOCKETS {
+                        drop(stream);
+                        continue;
+                    }
+                    let token = Token(self.next_token);
+                    self.next_token += 1;
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let deadline = now + HTTP_IDLE_MS;
+                    self.http_deadlines.insert((deadline, token));
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            stream,
+                            kind: Kind::Http {
+                                buf: Vec::new(),
+                                deadline,
+                            },
+                            out: VecDeque::new(),
+                            front_off: 0,
+                            close_when_flushed: false,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: leave the rest queued in the
+                    // kernel and try again on the next event.
+                    eprintln!("chat: accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn conn_ready(&mut self, token: Token, now: u64, readable: bool, writable: bool) {
+        if writable {
+            self.flush(token);
+        }
+        if readable {
+            self.read(token, now);
+        }
+    }
+
+    /// Reads everything available and feeds it on.
+    fn read(&mut self, token: Token, now: u64) {
+        loop {
+            let Some(c) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if matches!(c.kind, Kind::Closing) {
+                // Discard: only writing is left.
+                match c.stream.read(&mut self.read_buf) {
+                    Ok(0) => return self.remove(token, now),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => return self.remove(token, now),
+                }
+            }
+            let n = match c.stream.read(&mut self.read_buf) {
+                Ok(0) => return self.remove(token, now),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return self.remove(token, now),
+            };
+            match &mut c.kind {
+                Kind::Ws(id) => {
+                    let id = *id;
+                    self.hub.handle_input(id, now, &self.read_buf[..n]);
+                    // Keep outputs flowing between reads of a fast sender.
+                    self.drain(now);
+                }
+                Kind::Http { buf, .. } => {
+                    buf.extend_from_slice(&self.read_buf[..n]);
+                    self.http_requests(token, now);
+                }
+                Kind::Closing => {}
+            }
+        }
+    }
+
+    /// Answers every complete request head in the connection's buffer.
+    fn http_requests(&mut self, token: Token, now: u64) {
+        loop {
+            let parsed = match self.conns.get(&token) {
+                Some(Conn {
+                    kind: Kind::Http { buf, .. },
+                    ..
+                }) => http::parse_head(buf),
+                _ => return,
+            };
+            let head = match parsed {
+                Ok(None) => return,
+                Ok(Some(h)) => h,
+                Err(e) => {
+                    self.set_closing(token);
+                    return self.respond(token, e.response(), true);
+                }
+            };
+            match http::route(&head, self.test_hooks) {
+                Route::Respond { bytes, close } => {
+                    self.consume_head(token, head.len, now);
+                    if close {
+                        self.set_closing(token);
+                    }
+                    self.respond(token, bytes, close);
+                }
+                Route::Drop { user } => {
+                    self.consume_head(token, head.len, now);
+                    let n = self.drop_user(&user, now);
+                    let body = format!("dropped {n}");
+                    let bytes = http::response(
+                        200,
+                        "text/plain; charset=utf-8",
+                        body.as_bytes(),
+                        head.close,
+                    );
+                    if head.close {
+                        self.set_closing(token);
+                    }
+                    self.respond(token, bytes, head.close);
+                }
+                Route::Upgrade => return self.upgrade(token, now),
+            }
+            if head.close {
+                return;
+            }
+        }
+    }
+
+    /// Drops a handled head from the buffer and restarts the idle timer.
+    fn consume_head(&mut self, token: Token, len: usize, now: u64) {
+        if let Some(Conn {
+            kind: Kind::Http { buf, deadline },
+            ..
+        }) = self.conns.get_mut(&token)
+        {
+            buf.drain(..len);
+            self.http_deadlines.remove(&(*deadline, token));
+            *deadline = now + HTTP_IDLE_MS;
+            self.http_deadlines.insert((*deadline, token));
+        }
+    }
+
+    /// From now on the connection only writes what is queued, then closes.
+    fn set_closing(&mut self, token: Token) {
+        if let Some(c) = self.conns.get_mut(&token) {
+            if let Kind::Http { deadline, .. } = c.kind {
+                self.http_deadlines.remove(&(deadline, token));
+            }
+            c.kind = Kind::Closing;
+        }
+    }
+
+    /// Hands an HTTP connection, with every byte read so far, to the hub.
+    fn upgrade(&mut self, token: Token, now: u64) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let Kind::Http { buf, deadline } = &mut c.kind else {
+            return;
+        };
+        let bytes = std::mem::take(buf);
+        self.http_deadlines.remove(&(*deadline, token));
+        match self.hub.new_connection(now) {
+            Ok(id) => {
+                c.kind = Kind::Ws(id);
+                self.by_hub.insert(id, token);
+                self.hub.handle_input(id, now, &bytes);
+            }
+            Err(refused) => {
+                c.kind = Kind::Closing;
+                self.out(token, refused.response, true);
+            }
+        }
+    }
+
+    fn respond(&mut self, token: Token, bytes: Vec<u8>, close: bool) {
+        self.out(token, Bytes::from(bytes), close);
+    }
+
+    /// Queues bytes for a connection and writes what the socket takes.
+    fn out(&mut self, token: Token, bytes: Bytes, close: bool) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if !bytes.is_empty() {
+            c.out.push_back(bytes);
+        }
+        c.close_when_flushed |= close;
+        self.flush(token);
+    }
+
+    /// Writes queued bytes until the socket would block; reports them to the
+    /// hub; closes the connection if it was waiting for that.
+    fn flush(&mut self, token: Token) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let mut written = 0usize;
+        let mut failed = false;
+        while let Some(front) = c.out.front() {
+            match c.stream.write(&front[c.front_off..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => {
+                    written += n;
+                    c.front_off += n;
+                    if c.front_off == front.len() {
+                        c.out.pop_front();
+                        c.front_off = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if let Kind::Ws(id) = c.kind {
+            if written > 0 {
+                self.hub.handle_written(id, written);
+            }
+        }
+        let done = c.out.is_empty() && c.close_when_flushed;
+        if failed || done {
+            let now = self.now();
+            self.remove(token, now);
+        }
+    }
+
+    /// Forgets a connection: tells the hub (if it still owns it) and closes
+    /// the socket.
+    fn remove(&mut self, token: Token, now: u64) {
+        let Some(mut c) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        match c.kind {
+            Kind::Ws(id) => {
+                self.by_hub.remove(&id);
+                self.chat.conn_closed(id);
+                self.hub.handle_eof(id, now);
+            }
+            Kind::Http { deadline, .. } => {
+                self.http_deadlines.remove(&(deadline, token));
+            }
+            Kind::Closing => {}
+        }
+        let _ = c.stream.shutdown(Shutdown::Both);
+    }
+
+    /// `/test/drop`: cuts every TCP connection of `user` without a close
+    /// frame, as a network failure would.
+    fn drop_user(&mut self, user: &str, now: u64) -> usize {
+        let ids = self.chat.conns_of(user);
+        let mut n = 0;
+        for id in ids {
+            if let Some(&token) = self.by_hub.get(&id) {
+                self.remove(token, now);
+                n += 1;
+            } else {
+                self.chat.conn_closed(id);
+            }
+        }
+        n
+    }
+
+    fn expire_http(&mut self, now: u64) {
+        while let Some(&(d, token)) = self.http_deadlines.first() {
+            if d > now {
+                break;
+            }
+            self.http_deadlines.pop_first();
+            self.remove(token, now);
+        }
+    }
+
+    /// Acts on everything the hub, the chat and Redis have for us, until
+    /// none of them has anything left.
+    fn drain(&mut self, now: u64) {
+        loop {
+            let mut progressed = false;
+            while let Some(o) = self.hub.poll_output() {
+                progressed = true;
+                match o {
+                    HubOutput::Transmit { conn, bytes } => {
+                        if let Some(&t) = self.by_hub.get(&conn) {
+                            self.out(t, bytes, false);
+                        }
+                    }
+                    HubOutput::Close { conn } => {
+                        self.chat.conn_closed(conn);
+                        if let Some(t) = self.by_hub.remove(&conn) {
+                            if let Some(c) = self.conns.get_mut(&t) {
+                                c.kind = Kind::Closing;
+                            }
+                            self.out(t, Bytes::new(), true);
+                        }
+                    }
+                    HubOutput::Event(e) => self.chat.on_event(&mut self.hub, now, e),
+                    HubOutput::Publish { channel, bytes } => {
+                        if let Some(r) = self.redis.as_mut() {
+                            if let Err(e) = r.publish(channel.as_bytes(), &bytes) {
+                                eprintln!("chat: publish on {channel}: {e}");
+                            }
+                        }
+                    }
+                    HubOutput::Subscribe { channel } => {
+                        if let Some(r) = self.redis.as_mut() {
+                            if let Err(e) = r.subscribe(channel.as_bytes()) {
+                                eprintln!("chat: subscribe {channel}: {e}");
+                            }
+                        }
+                    }
+                    HubOutput::Unsubscribe { channel } => {
+                        if let Some(r) = self.redis.as_mut() {
+                            if let Err(e) = r.unsubscribe(channel.as_bytes()) {
+                                eprintln!("chat: unsubscribe {channel}: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            for (tag, key) in self.chat.take_incr_requests() {
+                progressed = true;
+                let res = match self.redis.as_mut() {
+                    Some(r) => r.incr(key.as_bytes(), tag),
+                    None => Err(crate::redis::RedisError::Disconnected),
+                };
+                if let Err(e) = res {
+                    self.chat
+                        .on_incr(&mut self.hub, now, tag, Err(e.to_string()));
+                }
+            }
+            for ev in std::mem::take(&mut self.redis_events) {
+                progressed = true;
+                match ev {
+                    RedisEvent::Message { channel, payload } => {
+                        if let Err(e) = self.hub.handle_remote(now, &payload) {
+                            eprintln!(
+                                "chat: ignored a message on {}: {e}",
+                                String::from_utf8_lossy(&channel)
+                            );
+                        }
+                    }
+                    RedisEvent::Incr { tag, result } => {
+                        self.chat.on_incr(
+                            &mut self.hub,
+                            now,
+                            tag,
+                            result.map_err(|e| e.to_string()),
+                        );
+                    }
+                    RedisEvent::Link { which, up, reason } => {
+                        if up {
+                            eprintln!("chat: redis {which} connection up");
+                        } else {
+                            eprintln!(
+                                "chat: redis {which} connection lost ({reason}); reconnecting"
+                            );
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+}
