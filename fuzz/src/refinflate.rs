@@ -10,6 +10,7 @@ use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 /// stream after a block with BFINAL set.
 pub struct RefInflater {
     state: Box<InflateState>,
+    primed: bool,
 }
 
 impl Default for RefInflater {
@@ -34,7 +35,30 @@ impl RefInflater {
     pub fn new() -> Self {
         RefInflater {
             state: InflateState::new_boxed(DataFormat::Raw),
+            primed: false,
         }
+    }
+
+    /// An inflater whose window starts full of 0xAA (and starts so again
+    /// after every final block). miniz_oxide, unlike zlib, lets a distance
+    /// reach back past the start of the stream (reading zeros): decoding
+    /// a stream both ways and getting different bytes shows it does.
+    pub fn primed() -> Self {
+        let mut r = RefInflater {
+            state: InflateState::new_boxed(DataFormat::Raw),
+            primed: true,
+        };
+        r.prime();
+        r
+    }
+
+    fn prime(&mut self) {
+        // One stored block of 32 KiB: BFINAL 0, LEN 0x8000, NLEN 0x7FFF.
+        let mut block = vec![0x00, 0x00, 0x80, 0xFF, 0x7F];
+        block.resize(5 + 32768, 0xAA);
+        let mut sink = vec![0u8; 32768];
+        let r = inflate(&mut self.state, &block, &mut sink, MZFlush::None);
+        debug_assert_eq!((r.bytes_consumed, r.bytes_written), (block.len(), 32768));
     }
 
     /// Inflates `input` onto `out`, stopping once `out` holds `cap` bytes.
@@ -56,6 +80,9 @@ impl RefInflater {
                         continue;
                     }
                     self.state.reset(DataFormat::Raw);
+                    if self.primed {
+                        self.prime();
+                    }
                     if pos == input.len() {
                         return RefEnd::Done;
                     }
@@ -122,6 +149,12 @@ mod tests {
         assert_eq!(r.feed(&hello, &mut out, 100), RefEnd::Done);
         assert_eq!(r.finish_message(&mut out, 100), RefEnd::Done);
         assert_eq!(out, b"HelloHello");
+        // A distance past the start: zeros fresh, 0xAA primed.
+        let far = [0x03, 0xc1, 0xc1, 0xc1, 0x00];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        assert_eq!(RefInflater::new().feed(&far, &mut a, 1000), RefEnd::Done);
+        assert_eq!(RefInflater::primed().feed(&far, &mut b, 1000), RefEnd::Done);
+        assert!(!a.is_empty() && a != b);
         // Garbage is corrupt; a cap stops a bomb.
         assert_eq!(
             RefInflater::new().feed(&[0xff; 8], &mut Vec::new(), 100),
