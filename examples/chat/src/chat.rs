@@ -324,3 +324,369 @@ fn decode(data: &[u8], format: Format) -> Option<Value> {
         Format::MsgPack => rmp_serde::from_slice(data).ok(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The chat rules against a real hub, with clients speaking raw
+    //! WebSocket frames and JSON envelopes (docs/protocol.md).
+    use super::*;
+    use evsock::hub::{Config, HubOutput};
+    use evsock::SeededRng;
+    use std::collections::BTreeMap;
+
+    /// One fake browser tab: its connection and the envelopes it received.
+    struct Tab {
+        conn: ConnId,
+        rx: Vec<u8>,
+        got: Vec<Value>,
+        next_id: u64,
+        closed: bool,
+        /// The HTTP response was read: `rx` holds frames now.
+        upgraded: bool,
+    }
+
+    struct World {
+        hub: Hub,
+        chat: Chat,
+        tabs: BTreeMap<&'static str, Tab>,
+        incrs: Vec<(u64, String)>,
+        now: u64,
+    }
+
+    fn masked_text(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x81];
+        if payload.len() < 126 {
+            f.push(0x80 | payload.len() as u8);
+        } else {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        let key = [0x12, 0x34, 0x56, 0x78];
+        f.extend_from_slice(&key);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        f
+    }
+
+    impl World {
+        fn new(shared_ids: bool) -> World {
+            let hub = Hub::new(Config::default(), Box::new(SeededRng::new(7))).unwrap();
+            let mut chat = Chat::new(shared_ids, "t");
+            chat.wall_clock = || 1_700_000_000_000;
+            World {
+                hub,
+                chat,
+                tabs: BTreeMap::new(),
+                incrs: Vec::new(),
+                now: 1_000,
+            }
+        }
+
+        /// Runs the hub's outputs through the chat until quiet.
+        fn pump(&mut self) {
+            while let Some(o) = self.hub.poll_output() {
+                match o {
+                    HubOutput::Transmit { conn, bytes } => {
+                        self.hub.handle_written(conn, bytes.len());
+                        if let Some(t) = self.tabs.values_mut().find(|t| t.conn == conn) {
+                            t.rx.extend_from_slice(&bytes);
+                        }
+                    }
+                    HubOutput::Close { conn } => {
+                        self.chat.conn_closed(conn);
+                        if let Some(t) = self.tabs.values_mut().find(|t| t.conn == conn) {
+                            t.closed = true;
+                        }
+                    }
+                    HubOutput::Event(e) => self.chat.on_event(&mut self.hub, self.now, e),
+                    _ => {}
+                }
+            }
+            self.incrs.extend(self.chat.take_incr_requests());
+            for t in self.tabs.values_mut().filter(|t| t.upgraded) {
+                decode_frames(t);
+            }
+        }
+
+        /// Opens a tab for `user` with this request path; returns the HTTP
+        /// status line the hub answered.
+        fn open(&mut self, name: &'static str, path: &str) -> String {
+            let conn = self.hub.new_connection(self.now).unwrap();
+            self.tabs.insert(
+                name,
+                Tab {
+                    conn,
+                    rx: Vec::new(),
+                    got: Vec::new(),
+                    next_id: 1,
+                    closed: false,
+                    upgraded: false,
+                },
+            );
+            let req = format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            );
+            self.hub.handle_input(conn, self.now, req.as_bytes());
+            self.pump();
+            let t = self.tabs.get_mut(name).unwrap();
+            let end =
+                t.rx.windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .expect("an HTTP response")
+                    + 4;
+            let head = String::from_utf8(t.rx.drain(..end).collect()).unwrap();
+            t.upgraded = true;
+            decode_frames(t);
+            if head.starts_with("HTTP/1.1 101") {
+                self.send_raw(name, r#"["evs/hello",{"v":1,"rx":0,"lo":1}]"#);
+                let w = self.take(name, "evs/welcome");
+                assert_eq!(w.len(), 1, "one welcome");
+            }
+            head.lines().next().unwrap().to_owned()
+        }
+
+        fn send_raw(&mut self, name: &str, text: &str) {
+            let conn = self.tabs[name].conn;
+            self.hub
+                .handle_input(conn, self.now, &masked_text(text.as_bytes()));
+            self.pump();
+        }
+
+        /// Sends a request; returns (event, data) of its reply.
+        fn request(&mut self, name: &str, event: &str, data: Value) -> (String, Value) {
+            let t = self.tabs.get_mut(name).unwrap();
+            let id = t.next_id;
+            t.next_id += 1;
+            let env = json!([event, data, {"id": id, "rq": 5000}]).to_string();
+            self.send_raw(name, &env);
+            self.reply_to(name, id).expect("a reply")
+        }
+
+        fn reply_to(&mut self, name: &str, id: u64) -> Option<(String, Value)> {
+            let t = self.tabs.get_mut(name).unwrap();
+            let at = t.got.iter().position(|e| {
+                (e[0] == "evs/reply" || e[0] == "evs/rerr") && e[2]["re"] == json!(id)
+            })?;
+            let e = t.got.remove(at);
+            Some((e[0].as_str().unwrap().to_owned(), e[1].clone()))
+        }
+
+        /// Removes and returns the data of every `event` the tab received.
+        fn take(&mut self, name: &str, event: &str) -> Vec<Value> {
+            let t = self.tabs.get_mut(name).unwrap();
+            let (mine, rest): (Vec<Value>, Vec<Value>) =
+                t.got.drain(..).partition(|e| e[0] == event);
+            t.got = rest;
+            mine.into_iter().map(|e| e[1].clone()).collect()
+        }
+    }
+
+    /// Decodes the unmasked server frames in `t.rx` into envelopes.
+    fn decode_frames(t: &mut Tab) {
+        loop {
+            if t.rx.len() < 2 {
+                return;
+            }
+            let (op, len7) = (t.rx[0] & 0x0f, (t.rx[1] & 0x7f) as usize);
+            let (len, hdr) = match len7 {
+                126 if t.rx.len() >= 4 => (u16::from_be_bytes([t.rx[2], t.rx[3]]) as usize, 4),
+                127 if t.rx.len() >= 10 => (
+                    u64::from_be_bytes(t.rx[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => return,
+                n => (n, 2),
+            };
+            if t.rx.len() < hdr + len {
+                return;
+            }
+            let payload: Vec<u8> = t.rx.drain(..hdr + len).skip(hdr).collect();
+            if op != 1 {
+                continue; // close / pong: not envelopes
+            }
+            let v: Value = serde_json::from_slice(&payload).unwrap();
+            if v[0].is_array() {
+                t.got.extend(v.as_array().unwrap().iter().cloned());
+            } else {
+                t.got.push(v);
+            }
+        }
+    }
+
+    #[test]
+    fn the_upgrade_checks_the_user_name() {
+        let mut w = World::new(false);
+        assert_eq!(
+            w.open("ok", "/ws?user=alice_1"),
+            "HTTP/1.1 101 Switching Protocols"
+        );
+        assert_eq!(w.chat.conns_of("alice_1"), vec![w.tabs["ok"].conn]);
+        for (tab, path) in [
+            ("a", "/ws"),
+            ("b", "/ws?user="),
+            ("c", "/ws?user=a%20b"),
+            ("d", "/ws?user=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+            ("e", "/other?user=bob"),
+        ] {
+            assert!(w.open(tab, path).starts_with("HTTP/1.1 400"), "{path}");
+            assert!(w.tabs[tab].closed, "{path}: closed after the 400");
+        }
+        w.chat.conn_closed(w.tabs["ok"].conn);
+        assert!(w.chat.conns_of("alice_1").is_empty());
+    }
+
+    #[test]
+    fn join_send_and_presence() {
+        let mut w = World::new(false);
+        w.open("alice", "/ws?user=alice");
+        w.open("bob", "/ws?user=bob");
+        w.open("bob2", "/ws?user=bob");
+        let (ev, r) = w.request("alice", "chat/join", json!({"room": "lobby"}));
+        assert_eq!(
+            (ev.as_str(), r),
+            ("evs/reply", json!({"room": "lobby", "members": ["alice"]}))
+        );
+        let (_, r) = w.request("bob", "chat/join", json!({"room": "lobby"}));
+        assert_eq!(r, json!({"room": "lobby", "members": ["alice", "bob"]}));
+        let (_, r) = w.request("bob2", "chat/join", json!({"room": "lobby"}));
+        assert_eq!(
+            r["members"],
+            json!(["alice", "bob"]),
+            "one entry per user, not per tab"
+        );
+        assert!(w
+            .take("alice", "chat/presence")
+            .contains(&json!({"room": "lobby", "user": "bob", "online": true})));
+
+        // Every tab of every member gets each message once, the sender too.
+        let (_, r1) = w.request("alice", "chat/send", json!({"room": "lobby", "text": "hi"}));
+        let (_, r2) = w.request(
+            "bob",
+            "chat/send",
+            json!({"room": "lobby", "text": "é".repeat(2000)}),
+        );
+        assert_eq!(
+            r1,
+            json!({"room": "lobby", "id": 1, "ts": 1_700_000_000_000u64})
+        );
+        assert_eq!(r2["id"], 2);
+        for tab in ["alice", "bob", "bob2"] {
+            let msgs = w.take(tab, "chat/msg");
+            assert_eq!(msgs.len(), 2, "{tab}: {msgs:?}");
+            assert_eq!(
+                msgs[0],
+                json!({"room": "lobby", "id": 1, "from": "alice", "text": "hi", "ts": 1_700_000_000_000u64})
+            );
+            assert_eq!(msgs[1]["from"], "bob");
+        }
+        // Ids count per room.
+        w.request("alice", "chat/join", json!({"room": "side"}));
+        let (_, r) = w.request("alice", "chat/send", json!({"room": "side", "text": "x"}));
+        assert_eq!(r["id"], 1);
+        assert!(
+            w.take("bob", "chat/msg").is_empty(),
+            "side is not bob's room"
+        );
+
+        // Leaving: bob's other tab keeps him present; then he is gone.
+        let (_, r) = w.request("bob", "chat/leave", json!({"room": "lobby"}));
+        assert_eq!(r, json!({"room": "lobby"}));
+        assert!(!w
+            .take("alice", "chat/presence")
+            .iter()
+            .any(|p| p["online"] == false));
+        w.request("bob2", "chat/leave", json!({"room": "lobby"}));
+        assert!(w
+            .take("alice", "chat/presence")
+            .contains(&json!({"room": "lobby", "user": "bob", "online": false})));
+        let (ev, r) = w.request("bob", "chat/send", json!({"room": "lobby", "text": "x"}));
+        assert_eq!(
+            (ev.as_str(), r["code"].as_str()),
+            ("evs/rerr", Some("not_member"))
+        );
+    }
+
+    #[test]
+    fn bad_requests_get_typed_error_replies() {
+        let mut w = World::new(false);
+        w.open("a", "/ws?user=a");
+        w.request("a", "chat/join", json!({"room": "lobby"}));
+        let cases = [
+            ("chat/join", json!({"room": "Lobby"}), "bad_room"),
+            ("chat/join", json!({"room": ""}), "bad_room"),
+            ("chat/join", json!({"room": "x".repeat(33)}), "bad_room"),
+            ("chat/join", json!(null), "bad_room"),
+            ("chat/join", json!([1, 2]), "bad_room"),
+            ("chat/leave", json!({"room": 5}), "bad_room"),
+            ("chat/send", json!({"room": "lobby"}), "bad_text"),
+            (
+                "chat/send",
+                json!({"room": "lobby", "text": ""}),
+                "bad_text",
+            ),
+            (
+                "chat/send",
+                json!({"room": "lobby", "text": "x".repeat(2001)}),
+                "bad_text",
+            ),
+            ("chat/send", json!({"room": "lobby", "text": 7}), "bad_text"),
+            (
+                "chat/send",
+                json!({"room": "other", "text": "hi"}),
+                "not_member",
+            ),
+            ("chat/nope", json!({"room": "lobby"}), "unknown"),
+        ];
+        for (event, data, code) in cases {
+            let (ev, r) = w.request("a", event, data.clone());
+            assert_eq!(ev, "evs/rerr", "{event} {data}");
+            assert_eq!(r["code"], code, "{event} {data}: {r}");
+            assert!(r["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+        assert!(w.take("a", "chat/msg").is_empty(), "nothing was sent");
+    }
+
+    #[test]
+    fn shared_ids_wait_for_the_counter() {
+        let mut w = World::new(true);
+        w.open("a", "/ws?user=a");
+        w.request("a", "chat/join", json!({"room": "lobby"}));
+        w.send_raw(
+            "a",
+            r#"["chat/send",{"room":"lobby","text":"one"},{"id":2,"rq":5000}]"#,
+        );
+        w.send_raw(
+            "a",
+            r#"["chat/send",{"room":"lobby","text":"two"},{"id":3,"rq":5000}]"#,
+        );
+        assert!(
+            w.reply_to("a", 2).is_none(),
+            "no reply before the id is known"
+        );
+        let incrs = std::mem::take(&mut w.incrs);
+        assert_eq!(incrs.len(), 2);
+        assert!(incrs.iter().all(|(_, k)| k == "t:room-seq:lobby"));
+        w.chat.on_incr(&mut w.hub, w.now, incrs[0].0, Ok(41));
+        w.chat.on_incr(
+            &mut w.hub,
+            w.now,
+            incrs[1].0,
+            Err("redis: connection lost".into()),
+        );
+        // An answer for an unknown tag is ignored.
+        w.chat.on_incr(&mut w.hub, w.now, 999, Ok(1));
+        w.pump();
+        assert_eq!(w.reply_to("a", 2).unwrap().1["id"], 41);
+        let (ev, r) = w.reply_to("a", 3).unwrap();
+        assert_eq!(
+            (ev.as_str(), r["code"].as_str()),
+            ("evs/rerr", Some("unavailable"))
+        );
+        let msgs = w.take("a", "chat/msg");
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(
+            (msgs[0]["id"].as_u64(), msgs[0]["text"].as_str()),
+            (Some(41), Some("one"))
+        );
+    }
+}
