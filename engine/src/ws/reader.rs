@@ -12,7 +12,7 @@ use super::config::Config;
 use super::deflate::Inflater;
 use super::error::{Error, ProtocolError};
 use super::frame::{FrameHeader, OpCode};
-use super::mask::apply_mask;
+use super::mask::{apply_mask, copy_masked, rotate_key};
 use super::message::{Message, Text};
 use super::utf8::Utf8Validator;
 
@@ -33,7 +33,12 @@ pub enum Incoming {
 struct InFrame {
     header: FrameHeader,
     len: usize,
+    /// Payload bytes at the front of the buffer that are unmasked and
+    /// UTF-8-checked.
     done: usize,
+    /// Payload bytes at the front of the buffer that are unmasked (at least
+    /// `done`: `extend` unmasks while it copies, `next` checks later).
+    unmasked: usize,
     text: bool,
     compressed: bool,
 }
@@ -56,6 +61,12 @@ pub struct Reader {
     utf8: Utf8Validator,
     expect_masked: bool,
     inflater: Option<Box<Inflater>>,
+    /// A frame header was decoded: the bytes are frames from here on (not
+    /// the handshake), so `extend` may look at headers ahead of `next`.
+    framing: bool,
+    /// `(at, n)`: the next frame's header starts `at` bytes into `buf` and
+    /// its first `n` payload bytes were already unmasked by `extend`.
+    ahead: Option<(usize, usize)>,
 }
 
 impl Reader {
@@ -68,6 +79,8 @@ impl Reader {
             utf8: Utf8Validator::new(),
             expect_masked,
             inflater: None,
+            framing: false,
+            ahead: None,
         }
     }
 
@@ -78,12 +91,63 @@ impl Reader {
     }
 
     /// Appends received bytes.
+    ///
+    /// Bytes that continue the payload of a masked frame whose header is
+    /// already decoded are unmasked while they are copied in (one pass
+    /// instead of a copy and a second pass to unmask in place).
     #[inline]
     pub fn extend(&mut self, data: &[u8], retain: usize) {
         if self.buf.capacity() == 0 {
             self.buf.reserve(data.len().max(retain));
         }
-        self.buf.extend_from_slice(data);
+        let mut data = data;
+        if let Some(f) = self.frame.as_mut() {
+            if let Some(key) = f.header.mask {
+                // Only when nothing still masked is buffered ahead of it.
+                if self.buf.len() == f.unmasked && f.unmasked < f.len {
+                    let n = data.len().min(f.len - f.unmasked);
+                    self.buf.reserve(n);
+                    let key = rotate_key(key, f.unmasked);
+                    copy_masked(&mut self.buf.spare_capacity_mut()[..n], &data[..n], key);
+                    // SAFETY: `reserve` made room for `n` more bytes and
+                    // `copy_masked` initialized all `n` of them.
+                    unsafe { self.buf.set_len(self.buf.len() + n) };
+                    f.unmasked += n;
+                    data = &data[n..];
+                }
+            }
+        }
+        // The next frame starts right here: if its whole header is in
+        // `data`, unmask its payload while copying it in, too. `next`
+        // decodes the same header later and picks up the note.
+        let at = self.buf.len();
+        let here = match &self.frame {
+            None => at == 0,
+            Some(f) => at == f.len,
+        };
+        if self.framing && here && self.ahead.is_none() {
+            if let Ok(Some((h, hn))) = FrameHeader::decode(data) {
+                if let Some(key) = h.mask {
+                    let n = (data.len() - hn).min(usize::try_from(h.len).unwrap_or(usize::MAX));
+                    self.buf.reserve(hn + n);
+                    self.buf.extend_from_slice(&data[..hn]);
+                    copy_masked(
+                        &mut self.buf.spare_capacity_mut()[..n],
+                        &data[hn..hn + n],
+                        key,
+                    );
+                    // SAFETY: `reserve` made room for `hn + n` more bytes,
+                    // `hn` of them were appended, and `copy_masked`
+                    // initialized the other `n`.
+                    unsafe { self.buf.set_len(self.buf.len() + n) };
+                    self.ahead = Some((at, n));
+                    data = &data[hn + n..];
+                }
+            }
+        }
+        if !data.is_empty() {
+            self.buf.extend_from_slice(data);
+        }
     }
 
     /// Bytes received but not yet turned into frames.
@@ -94,6 +158,7 @@ impl Reader {
     /// Drops `n` bytes from the front (used by the handshake).
     pub fn consume(&mut self, n: usize) {
         self.buf.advance(n);
+        self.ahead = None;
     }
 
     /// Bytes held for an unfinished message (fragments received so far).
@@ -113,6 +178,7 @@ impl Reader {
         self.buf = BytesMut::new();
         self.frame = None;
         self.msg = None;
+        self.ahead = None;
     }
 
     fn check_header(&self, h: &FrameHeader, cfg: &Config) -> Result<(), Error> {
@@ -187,6 +253,23 @@ impl Reader {
                 };
                 self.check_header(&header, cfg)?;
                 self.buf.advance(n);
+                self.framing = true;
+                // Payload `extend` already unmasked (see `ahead`).
+                // The note is always for the header at the front: it is
+                // taken where a header starts (an empty buffer, or right
+                // after the current frame's last byte) and moves with the
+                // buffer's start.
+                let unmasked = match self.ahead.take() {
+                    Some((at, k)) => {
+                        debug_assert_eq!(at, 0, "header note not at the front");
+                        if at == 0 {
+                            k
+                        } else {
+                            0
+                        }
+                    }
+                    None => 0,
+                };
                 let (text, compressed) = match header.opcode {
                     OpCode::Text => {
                         self.utf8.reset();
@@ -203,6 +286,7 @@ impl Reader {
                     header,
                     len: header.len as usize,
                     done: 0,
+                    unmasked,
                     // Compressed text is checked as it inflates instead.
                     text: text && !compressed,
                     compressed,
@@ -213,12 +297,16 @@ impl Reader {
             };
             let avail = self.buf.len().min(f.len);
             if avail > f.done {
-                let chunk = &mut self.buf[f.done..avail];
                 if let Some(key) = f.header.mask {
-                    apply_mask(chunk, key, f.done);
+                    if avail > f.unmasked {
+                        apply_mask(&mut self.buf[f.unmasked..avail], key, f.unmasked);
+                        f.unmasked = avail;
+                    }
                 }
                 if f.text {
-                    self.utf8.feed(chunk).map_err(|_| Error::InvalidUtf8)?;
+                    self.utf8
+                        .feed(&self.buf[f.done..avail])
+                        .map_err(|_| Error::InvalidUtf8)?;
                 }
                 f.done = avail;
             }
@@ -227,6 +315,9 @@ impl Reader {
             }
             let (header, compressed) = (f.header, f.compressed);
             let payload = self.buf.split_to(f.len);
+            if let Some((at, _)) = self.ahead.as_mut() {
+                *at -= f.len;
+            }
             self.frame = None;
             let unit = if compressed {
                 self.complete_compressed(header, &payload, cfg.max_message_size)?
@@ -456,6 +547,65 @@ mod tests {
         let mut r = Reader::new(true);
         r.extend(&wire[..30], 0); // header plus 20-odd payload bytes
         assert_eq!(r.next(&cfg).unwrap_err(), Error::InvalidUtf8);
+    }
+
+    #[test]
+    fn invalid_utf8_unmasked_while_copying_is_still_caught() {
+        let cfg = Config::default();
+        let mut payload = vec![b'a'; 1000];
+        payload[900] = 0xFF;
+        let wire = frame(true, 1, K, &payload);
+        let mut r = Reader::new(true);
+        // Header and a few payload bytes: the header is decoded, so the
+        // rest is unmasked as it is copied in.
+        r.extend(&wire[..20], 0);
+        assert_eq!(r.next(&cfg).unwrap(), None);
+        r.extend(&wire[20..], 0);
+        assert_eq!(r.next(&cfg).unwrap_err(), Error::InvalidUtf8);
+    }
+
+    proptest::proptest! {
+        /// However the bytes are cut into reads, and whether the reader is
+        /// polled between reads (so payload is unmasked while copied in)
+        /// or only at the end, the same messages come out.
+        #[test]
+        fn any_read_split_gives_the_same_messages(
+            sizes in proptest::collection::vec(0usize..3000, 1..6),
+            cuts in proptest::collection::vec(1usize..700, 1..40),
+            key in proptest::prelude::any::<[u8; 4]>(),
+        ) {
+            let cfg = Config::default();
+            let mut wire = Vec::new();
+            let mut want = Vec::new();
+            for (i, &n) in sizes.iter().enumerate() {
+                let text: String = "héllo wörld, ".chars().cycle().take(n).collect();
+                if i % 2 == 0 {
+                    wire.extend(frame(true, 1, Some(key), text.as_bytes()));
+                    want.push(Incoming::Message(Message::Text(text.as_str().into())));
+                } else {
+                    // Three fragments, binary.
+                    let b = text.as_bytes();
+                    let (x, y) = (b.len() / 3, 2 * b.len() / 3);
+                    wire.extend(frame(false, 2, Some(key), &b[..x]));
+                    wire.extend(frame(false, 0, Some(key), &b[x..y]));
+                    wire.extend(frame(true, 0, Some(key), &b[y..]));
+                    want.push(Incoming::Message(Message::Binary(Bytes::copy_from_slice(b))));
+                }
+            }
+            let mut r = Reader::new(true);
+            let mut got = Vec::new();
+            let mut at = 0;
+            for c in cuts.iter().cycle() {
+                if at == wire.len() {
+                    break;
+                }
+                let end = (at + c).min(wire.len());
+                r.extend(&wire[at..end], 0);
+                got.extend(drain(&mut r, &cfg).unwrap());
+                at = end;
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! connection (1007) without waiting for the rest of the message, and a code
 //! point split across pieces is carried over in at most three bytes of state.
 
+/// Pieces up to this long are first checked for plain ASCII inline.
+const SHORT: usize = 64;
+
 /// Why a piece of text was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidUtf8;
@@ -72,6 +75,11 @@ impl Utf8Validator {
             input = &input[take..];
         }
         if input.is_empty() {
+            return Ok(());
+        }
+        // Short ASCII (most chat messages and JSON envelopes): a word loop
+        // beats calling into the SIMD validator for a few bytes.
+        if input.len() <= SHORT && input.is_ascii() {
             return Ok(());
         }
         // Fast path: the whole piece is valid on its own.
