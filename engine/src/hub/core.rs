@@ -670,6 +670,9 @@ impl Hub {
             self.flush_ws(k);
         }
         self.flush_ws(k);
+        if let Some(c) = self.conns.get_mut(k) {
+            c.ws.shrink_idle();
+        }
         self.arm_conn(k);
     }
 
@@ -1015,7 +1018,12 @@ impl Hub {
         }
         match gone {
             Some(expired) => self.client_gone(cl, expired),
-            None => self.arm_client(cl),
+            None => {
+                if let Some(c) = self.clients.get_mut(cl) {
+                    c.session.shrink_idle();
+                }
+                self.arm_client(cl)
+            }
         }
     }
 
@@ -1936,5 +1944,21 @@ mod tests {
     fn timer_tags_keep_kinds_apart() {
         let t = tag(Kind::User, super::super::slab::key(5, 9));
         assert_eq!(untag(t).0, Kind::User);
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    use std::mem::size_of;
+
+    /// The hub's own per-connection and per-client state stays small next
+    /// to the WebSocket connection and the session it wraps (see the
+    /// hub-memory example for the whole measurement).
+    #[test]
+    fn hub_overhead_per_entity_is_small() {
+        let conn = size_of::<super::Conn>() - size_of::<crate::ws::Connection>();
+        let client = size_of::<super::Client>() - size_of::<crate::session::Session>();
+        assert!(conn <= 128, "Conn adds {conn} bytes");
+        assert!(client <= 96, "Client adds {client} bytes");
+        assert!(size_of::<super::User>() <= 96);
     }
 }

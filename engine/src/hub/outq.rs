@@ -115,7 +115,7 @@ impl OutQueue {
             }
             _ => first.bytes,
         };
-        if self.q.is_empty() && self.q.capacity() > 16 {
+        if self.q.is_empty() {
             self.q = VecDeque::new(); // idle connections keep no buffer
         }
         Some(out)

@@ -236,6 +236,21 @@ impl Session {
         self.out.pop_front()
     }
 
+    /// Frees the capacity kept for reuse (output queue, envelope queue,
+    /// decoding scratch) while it is empty. For hosts holding very many idle
+    /// sessions (a hub); the next message allocates again.
+    pub fn shrink_idle(&mut self) {
+        if self.out.is_empty() {
+            self.out = VecDeque::new();
+        }
+        if self.outq.is_empty() {
+            self.outq = Vec::new();
+        }
+        if self.scratch.is_empty() {
+            self.scratch = Vec::new();
+        }
+    }
+
     /// When [`Session::handle_timeout`] must be called next (absolute
     /// milliseconds), or `None` if no timer is armed.
     pub fn poll_timeout(&self) -> Option<u64> {

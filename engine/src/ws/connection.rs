@@ -857,6 +857,18 @@ impl Connection {
         e
     }
 
+    /// Frees the event and pong queues' spare capacity while they are
+    /// empty. For hosts holding very many idle connections (a hub); the
+    /// next event allocates again.
+    pub fn shrink_idle(&mut self) {
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.pongs.is_empty() {
+            self.pongs = VecDeque::new();
+        }
+    }
+
     /// The next time [`Connection::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<u64> {
         let pick = |ds: &[Option<u64>]| ds.iter().flatten().copied().min();
