@@ -13,8 +13,7 @@ const { EventEmitter } = require('node:events')
 const net = require('node:net')
 const tls = require('node:tls')
 
-const { Connection } = require('../native.js')
-const { now } = require('./clock')
+const { Connection, now } = require('./connection')
 
 const CONNECTING = 0
 const OPEN = 1
@@ -119,9 +118,11 @@ class WebSocket extends EventEmitter {
 
   /**
    * Sends a message: strings as text, Buffers, typed arrays and
-   * ArrayBuffers as binary. Throws (code `invalid_state`) unless open.
+   * ArrayBuffers as binary. Throws (code `invalid_state`) while connecting;
+   * once closing or closed the message is dropped, as browsers do.
    */
   send(data) {
+    if (this._dropping()) return
     if (typeof data === 'string') {
       this._conn.sendText(data)
     } else {
@@ -138,8 +139,14 @@ class WebSocket extends EventEmitter {
     this._schedule()
   }
 
+  _dropping() {
+    const state = this._conn.state
+    return state === 'closing' || state === 'closed'
+  }
+
   /** Sends a ping (at most 125 bytes of payload). */
   ping(data) {
+    if (this._dropping()) return
     const bytes = data === undefined ? undefined : typeof data === 'string' ? Buffer.from(data) : toBytes(data)
     if (bytes === null) {
       throw codedError('invalid_argument', `ping() takes a string or bytes, not ${describe(data)}`, TypeError)
@@ -150,6 +157,7 @@ class WebSocket extends EventEmitter {
 
   /** Sends an unsolicited pong (at most 125 bytes of payload). */
   pong(data) {
+    if (this._dropping()) return
     const bytes = data === undefined ? undefined : typeof data === 'string' ? Buffer.from(data) : toBytes(data)
     if (bytes === null) {
       throw codedError('invalid_argument', `pong() takes a string or bytes, not ${describe(data)}`, TypeError)
@@ -190,13 +198,19 @@ class WebSocket extends EventEmitter {
     }
     this._flushing = true
     try {
+      let events
       do {
         this._again = false
+        // Events first: decoding them can queue bytes (a close reply, an
+        // error close), and replies made by the handlers go out in the
+        // same write.
+        events = this._conn.takeEvents()
+        for (let i = 0; i < events.length; i++) this._dispatch(events[i])
         const out = this._conn.takeTransmit()
         if (out !== null && !this._ended && !this._socket.destroyed) this._socket.write(out)
-        const events = this._conn.takeEvents()
-        for (let i = 0; i < events.length; i++) this._dispatch(events[i])
-      } while (this._again)
+        // A handler may have acted on the connection directly (accept()
+        // queues 'open'), so go round until a pass finds no events.
+      } while (this._again || events.length > 0)
     } finally {
       this._flushing = false
     }

@@ -7,13 +7,12 @@
 use bytes::Bytes;
 use evsock::ws::{self, CloseCode, Message};
 use evsock::{Rng, SeededRng};
-use napi::bindgen_prelude::{ToNapiValue, TypeName, Uint8ArraySlice};
-use napi::{sys, ValueType};
+use napi::bindgen_prelude::Uint8ArraySlice;
 use napi_derive::napi;
 
 use crate::error::{self, arg, JsError};
 use crate::options::{self, AcceptOptions, ConnectionOptions, Side};
-use crate::values::{JsBytes, JsText, Tag, Transmit};
+use crate::values::{kind, Batch, Transmit};
 
 /// Randomness from the operating system, for handshake and masking keys.
 struct OsRng;
@@ -44,7 +43,7 @@ pub struct ConnectionError {
 pub struct RequestEvent {
     /// Always `'request'`.
     #[napi(js_name = "type", ts_type = "'request'")]
-    pub kind: Tag,
+    pub kind: String,
     /// The request target, for example `/chat?room=1`.
     pub path: String,
     /// Every header field in order, as `[name, value]` pairs (values
@@ -68,43 +67,9 @@ pub struct RequestEvent {
 pub struct OpenEvent {
     /// Always `'open'`.
     #[napi(js_name = "type", ts_type = "'open'")]
-    pub kind: Tag,
+    pub kind: String,
     /// The negotiated subprotocol.
     pub subprotocol: Option<String>,
-}
-
-/// A complete text message.
-#[napi(object, object_from_js = false)]
-pub struct TextEvent {
-    /// Always `'text'`.
-    #[napi(js_name = "type", ts_type = "'text'")]
-    pub kind: Tag,
-    /// The text.
-    #[napi(ts_type = "string")]
-    pub text: JsText,
-}
-
-/// A complete binary message.
-#[napi(object, object_from_js = false)]
-pub struct BinaryEvent {
-    /// Always `'binary'`.
-    #[napi(js_name = "type", ts_type = "'binary'")]
-    pub kind: Tag,
-    /// The payload.
-    #[napi(ts_type = "Buffer")]
-    pub data: JsBytes,
-}
-
-/// The peer sent a ping (already answered when `autoPong` is on) or a
-/// pong.
-#[napi(object, object_from_js = false)]
-pub struct ControlEvent {
-    /// `'ping'` or `'pong'`.
-    #[napi(js_name = "type", ts_type = "'ping' | 'pong'")]
-    pub kind: Tag,
-    /// The payload (at most 125 bytes).
-    #[napi(ts_type = "Buffer")]
-    pub data: JsBytes,
 }
 
 /// The connection is over. Always the last event.
@@ -112,7 +77,7 @@ pub struct ControlEvent {
 pub struct ClosedEvent {
     /// Always `'closed'`.
     #[napi(js_name = "type", ts_type = "'closed'")]
-    pub kind: Tag,
+    pub kind: String,
     /// The peer's code if it closed first, ours if we did, 1006 if no close
     /// frame arrived, 1005 if the peer's close frame had no code.
     pub code: u32,
@@ -124,47 +89,6 @@ pub struct ClosedEvent {
     pub clean: bool,
     /// What went wrong, if anything did.
     pub error: Option<ConnectionError>,
-}
-
-/// One event; in TypeScript the union `Event` of the interfaces above,
-/// told apart by `type`.
-pub enum Event {
-    /// See [`RequestEvent`].
-    Request(RequestEvent),
-    /// See [`OpenEvent`].
-    Open(OpenEvent),
-    /// See [`TextEvent`].
-    Text(TextEvent),
-    /// See [`BinaryEvent`].
-    Binary(BinaryEvent),
-    /// See [`ControlEvent`].
-    Control(ControlEvent),
-    /// See [`ClosedEvent`].
-    Closed(ClosedEvent),
-}
-
-impl TypeName for Event {
-    fn type_name() -> &'static str {
-        "Event"
-    }
-    fn value_type() -> ValueType {
-        ValueType::Object
-    }
-}
-
-impl ToNapiValue for Event {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        unsafe {
-            match val {
-                Event::Request(e) => ToNapiValue::to_napi_value(env, e),
-                Event::Open(e) => ToNapiValue::to_napi_value(env, e),
-                Event::Text(e) => ToNapiValue::to_napi_value(env, e),
-                Event::Binary(e) => ToNapiValue::to_napi_value(env, e),
-                Event::Control(e) => ToNapiValue::to_napi_value(env, e),
-                Event::Closed(e) => ToNapiValue::to_napi_value(env, e),
-            }
-        }
-    }
 }
 
 fn latin1(v: &[u8]) -> String {
@@ -217,7 +141,7 @@ fn close_code(code: Option<f64>) -> Result<CloseCode, JsError> {
 #[napi]
 impl Connection {
     /// A server connection waiting for the client's upgrade request.
-    #[napi(factory, writable, configurable)]
+    #[napi(factory, writable, configurable, strict)]
     pub fn server(
         options: Option<ConnectionOptions>,
         now: Option<f64>,
@@ -235,7 +159,7 @@ impl Connection {
     /// A client connection for a `ws://` or `wss://` URL (TLS is the
     /// host's business). The upgrade request is ready in `takeTransmit()`
     /// at once.
-    #[napi(factory, writable, configurable)]
+    #[napi(factory, writable, configurable, strict)]
     pub fn client(
         url: String,
         options: Option<ConnectionOptions>,
@@ -257,7 +181,7 @@ impl Connection {
     }
 
     /// Feeds bytes received from the transport.
-    #[napi]
+    #[napi(strict)]
     pub fn receive_data(&mut self, data: Uint8ArraySlice, now: Option<f64>) -> Result<(), JsError> {
         let now = now_ms(now)?;
         self.inner.handle_input(now, &data);
@@ -265,7 +189,7 @@ impl Connection {
     }
 
     /// Tells the connection the transport reached end of stream.
-    #[napi]
+    #[napi(strict)]
     pub fn receive_eof(&mut self, now: Option<f64>) -> Result<(), JsError> {
         let now = now_ms(now)?;
         self.inner.handle_eof(now);
@@ -274,7 +198,7 @@ impl Connection {
 
     /// Runs the timers that are due (keep-alive pings, pong, idle,
     /// handshake and close timeouts). Calling it early is harmless.
-    #[napi]
+    #[napi(strict)]
     pub fn handle_timeout(&mut self, now: Option<f64>) -> Result<(), JsError> {
         let now = now_ms(now)?;
         self.inner.handle_timeout(now);
@@ -293,22 +217,45 @@ impl Connection {
     }
 
     /// Every pending event, oldest first (an empty array when there are
-    /// none).
-    #[napi]
-    pub fn take_events(&mut self) -> Vec<Event> {
-        let mut out = Vec::new();
+    /// none), decoding all buffered input. Take events before bytes:
+    /// decoding can queue bytes (a close reply, an error close). Replies
+    /// made while handling these events go out after the engine's own
+    /// reactions to later frames of the batch; use `pollEvent()` where
+    /// that order matters.
+    ///
+    /// Small binary payloads are views into one shared buffer per batch.
+    #[napi(strict, ts_return_type = "Array<Event>")]
+    pub fn take_events(&mut self) -> Batch {
+        let mut batch = Batch::default();
         while let Some(e) = self.inner.poll_event() {
-            out.push(self.convert(e));
+            self.push(&mut batch, e);
         }
-        out
+        batch
     }
 
-    fn convert(&mut self, e: ws::Event) -> Event {
+    /// The next event, or `null` when there is none. Input is decoded
+    /// lazily, one event at a time: a reply sent while handling this
+    /// event is queued before whatever the engine does about later input
+    /// (such as answering a close frame found in the same read).
+    #[napi(strict, ts_return_type = "Event | null")]
+    pub fn poll_event(&mut self) -> Batch {
+        let mut batch = Batch::default();
+        if let Some(e) = self.inner.poll_event() {
+            self.push(&mut batch, e);
+        }
+        batch
+    }
+
+    fn push(&mut self, batch: &mut Batch, e: ws::Event) {
         match e {
+            ws::Event::Message(Message::Text(t)) => batch.text(&t),
+            ws::Event::Message(Message::Binary(b)) => batch.bytes(kind::BINARY, b),
+            ws::Event::Ping(b) => batch.bytes(kind::PING, b),
+            ws::Event::Pong(b) => batch.bytes(kind::PONG, b),
             ws::Event::Request(r) => {
                 self.offered = Some(r.subprotocols.clone());
-                Event::Request(RequestEvent {
-                    kind: Tag("request"),
+                batch.object(RequestEvent {
+                    kind: "request".into(),
                     path: r.path,
                     headers: r
                         .headers
@@ -321,28 +268,12 @@ impl Connection {
                     extensions: r.extensions,
                 })
             }
-            ws::Event::Open { subprotocol } => Event::Open(OpenEvent {
-                kind: Tag("open"),
+            ws::Event::Open { subprotocol } => batch.object(OpenEvent {
+                kind: "open".into(),
                 subprotocol,
             }),
-            ws::Event::Message(Message::Text(t)) => Event::Text(TextEvent {
-                kind: Tag("text"),
-                text: JsText(t),
-            }),
-            ws::Event::Message(Message::Binary(b)) => Event::Binary(BinaryEvent {
-                kind: Tag("binary"),
-                data: JsBytes(b),
-            }),
-            ws::Event::Ping(b) => Event::Control(ControlEvent {
-                kind: Tag("ping"),
-                data: JsBytes(b),
-            }),
-            ws::Event::Pong(b) => Event::Control(ControlEvent {
-                kind: Tag("pong"),
-                data: JsBytes(b),
-            }),
-            ws::Event::Closed(c) => Event::Closed(ClosedEvent {
-                kind: Tag("closed"),
+            ws::Event::Closed(c) => batch.object(ClosedEvent {
+                kind: "closed".into(),
                 code: u32::from(c.code.0),
                 reason: c.reason,
                 by_peer: c.by_peer,
@@ -357,14 +288,14 @@ impl Connection {
 
     /// The time at which `handleTimeout` must next be called, or `null`
     /// when no timer is armed.
-    #[napi]
+    #[napi(strict)]
     pub fn poll_timeout(&self) -> Option<f64> {
         self.inner.poll_timeout().map(|t| t as f64)
     }
 
     /// Server: accepts the pending upgrade request (after a `request`
     /// event).
-    #[napi]
+    #[napi(strict)]
     pub fn accept(&mut self, options: Option<AcceptOptions>) -> Result<(), JsError> {
         let accept = options::accept(options.as_ref())?;
         if let (Some(p), Some(offered)) = (&accept.subprotocol, &self.offered) {
@@ -382,6 +313,7 @@ impl Connection {
     /// (300-599), a text body and optional extra headers; the connection
     /// then closes.
     #[napi(
+        strict,
         ts_args_type = "status: number, body?: string | Uint8Array, headers?: Record<string, string>"
     )]
     pub fn reject(
@@ -400,13 +332,13 @@ impl Connection {
     }
 
     /// Sends a text message.
-    #[napi]
+    #[napi(strict)]
     pub fn send_text(&mut self, text: String) -> Result<(), JsError> {
         self.inner.send_text(&text).map_err(error::engine)
     }
 
     /// Sends a binary message.
-    #[napi]
+    #[napi(strict)]
     pub fn send_binary(&mut self, data: Uint8ArraySlice) -> Result<(), JsError> {
         self.inner
             .send_binary(Bytes::copy_from_slice(&data))
@@ -416,7 +348,7 @@ impl Connection {
     /// Sends many messages in one call: strings go as text, buffers as
     /// binary. Stops at the first refusal and throws it; the messages
     /// before it are sent. Returns how many were queued.
-    #[napi(ts_args_type = "messages: Array<string | Uint8Array>")]
+    #[napi(strict, ts_args_type = "messages: Array<string | Uint8Array>")]
     pub fn send_many(
         &mut self,
         messages: Vec<napi::Either<String, Uint8ArraySlice>>,
@@ -434,14 +366,14 @@ impl Connection {
     }
 
     /// Sends a ping with up to 125 bytes of payload.
-    #[napi]
+    #[napi(strict)]
     pub fn ping(&mut self, data: Option<Uint8ArraySlice>) -> Result<(), JsError> {
         let payload: &[u8] = data.as_deref().unwrap_or(&[]);
         self.inner.ping(payload).map_err(error::engine)
     }
 
     /// Sends an unsolicited pong (a one-way heartbeat), up to 125 bytes.
-    #[napi]
+    #[napi(strict)]
     pub fn pong(&mut self, data: Option<Uint8ArraySlice>) -> Result<(), JsError> {
         let payload: &[u8] = data.as_deref().unwrap_or(&[]);
         self.inner.pong(payload).map_err(error::engine)
@@ -451,7 +383,7 @@ impl Connection {
     /// at most 123 UTF-8 bytes. Messages keep arriving until the peer
     /// answers. Before the handshake completes it aborts instead (a server
     /// answers a pending request with 503).
-    #[napi]
+    #[napi(strict)]
     pub fn close(&mut self, code: Option<f64>, reason: Option<String>) -> Result<(), JsError> {
         let code = close_code(code)?;
         self.inner

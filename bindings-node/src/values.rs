@@ -1,21 +1,24 @@
-//! Conversions of engine bytes into JS values with as few copies as the
-//! sizes justify.
+//! Conversions of engine output into JS values, shaped so that one N-API
+//! crossing carries many messages.
 //!
-//! Small payloads are copied into a fresh `Buffer` (cheaper than the
-//! bookkeeping of an external buffer); large ones are handed to JavaScript
-//! without copying: the `Buffer` points into the engine's `Bytes`, which
-//! stays alive until the garbage collector finalizes the `Buffer`.
+//! Creating a JS object or a `Buffer` through N-API costs far more than
+//! doing it in JavaScript (property names are looked up by C string, every
+//! `Buffer` gets its own backing store). So a batch of events crosses as a
+//! handful of values: a `Uint32Array` describing each event, one string
+//! holding every text payload, one `Buffer` holding every small binary
+//! payload, and an array of the rare events (request, open, closed) built
+//! here. `lib/index.js` turns that into event objects with `slice` and
+//! `subarray`, which V8 does in nanoseconds.
+//!
+//! Payloads are always copied into JS-owned memory: sharing engine memory
+//! through external buffers was measured slower (finalizers and GC
+//! pressure), and it would pin the engine's read buffers.
 
-use std::ffi::c_void;
 use std::ptr;
 
 use bytes::Bytes;
-use evsock::ws::Text;
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{sys, ValueType};
-
-/// Payloads at least this long are shared with JS instead of copied.
-const SHARE_FROM: usize = 16 * 1024;
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
@@ -28,13 +31,11 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     }
 }
 
-unsafe extern "C" fn drop_shared(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the `Box<Bytes>` leaked in `buffer_from_bytes`, and
-    // N-API calls each finalizer exactly once.
-    drop(unsafe { Box::from_raw(hint.cast::<Bytes>()) });
-}
-
-unsafe fn buffer_copy(env: sys::napi_env, data: &[u8]) -> napi::Result<sys::napi_value> {
+/// A new `Buffer` holding a copy of `data`.
+///
+/// # Safety
+/// `env` must be the live environment of the current call.
+pub unsafe fn buffer_copy(env: sys::napi_env, data: &[u8]) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     let status = unsafe {
         sys::napi_create_buffer_copy(
@@ -49,72 +50,189 @@ unsafe fn buffer_copy(env: sys::napi_env, data: &[u8]) -> napi::Result<sys::napi
     Ok(out)
 }
 
-/// A `Buffer` holding `b`, shared when large, copied when small.
-///
-/// # Safety
-/// `env` must be the live environment of the current call.
-pub unsafe fn buffer_from_bytes(env: sys::napi_env, b: Bytes) -> napi::Result<sys::napi_value> {
-    if b.len() < SHARE_FROM {
-        return unsafe { buffer_copy(env, &b) };
-    }
-    let len = b.len();
-    let data = b.as_ptr().cast_mut().cast::<c_void>();
-    let hint = Box::into_raw(Box::new(b));
+unsafe fn utf8_string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
-    // SAFETY: `data..data+len` stays valid while the boxed `Bytes` lives,
-    // and the box is freed only by `drop_shared` (or below on failure).
-    // The region belongs to this message alone: the engine never writes
-    // into bytes it has handed out, so JS may treat it as its own.
-    let status = unsafe {
-        sys::napi_create_external_buffer(env, len, data, Some(drop_shared), hint.cast(), &mut out)
-    };
-    if status == sys::Status::napi_ok {
-        return Ok(out);
-    }
-    // Runtimes that forbid external buffers (or any failure): copy instead.
-    let b = unsafe { Box::from_raw(hint) };
-    unsafe { buffer_copy(env, &b) }
+    let status =
+        unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out) };
+    check(status, "a string")?;
+    Ok(out)
 }
 
-/// A binary payload on its way to JavaScript, where it is a `Buffer`.
-pub struct JsBytes(pub Bytes);
+unsafe fn u32_array(env: sys::napi_env, data: &[u32]) -> napi::Result<sys::napi_value> {
+    let bytes = std::mem::size_of_val(data);
+    let mut raw = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    check(
+        unsafe { sys::napi_create_arraybuffer(env, bytes, &mut raw, &mut ab) },
+        "an ArrayBuffer",
+    )?;
+    if bytes > 0 {
+        // SAFETY: N-API just allocated `bytes` writable bytes at `raw`,
+        // suitably aligned for any element type.
+        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), raw.cast::<u32>(), data.len()) };
+    }
+    let mut out = ptr::null_mut();
+    check(
+        unsafe {
+            sys::napi_create_typedarray(
+                env,
+                sys::TypedarrayType::uint32_array,
+                data.len(),
+                ab,
+                0,
+                &mut out,
+            )
+        },
+        "a Uint32Array",
+    )?;
+    Ok(out)
+}
 
-impl TypeName for JsBytes {
+/// Length of `s` in UTF-16 code units, the unit of JS string offsets.
+pub fn utf16_len(s: &str) -> usize {
+    if s.is_ascii() {
+        return s.len();
+    }
+    // One unit per character, two for characters outside the BMP (whose
+    // UTF-8 form starts with 0xF0..=0xF4).
+    s.bytes()
+        .map(|b| usize::from(b & 0xC0 != 0x80) + usize::from(b >= 0xF0))
+        .sum()
+}
+
+/// Event kinds in a batch's descriptor; mirrored in `lib/index.js`.
+pub mod kind {
+    /// The next prebuilt object of `objs` (request, open, closed).
+    pub const OBJECT: u32 = 0;
+    /// A text message: `text.slice(a, b)`.
+    pub const TEXT: u32 = 1;
+    /// A binary message: `bin.subarray(a, b)`.
+    pub const BINARY: u32 = 2;
+    /// A ping: `bin.subarray(a, b)`.
+    pub const PING: u32 = 3;
+    /// A pong: `bin.subarray(a, b)`.
+    pub const PONG: u32 = 4;
+    /// A large binary message: the next `Buffer` of `objs`.
+    pub const BIG_BINARY: u32 = 5;
+}
+
+/// Binary payloads from this size on get a `Buffer` of their own instead of
+/// a view into the batch buffer (one copy instead of two, and a kept
+/// message does not keep its neighbours alive).
+const OWN_BUFFER_FROM: usize = 4096;
+
+/// One value that crosses as is.
+pub enum Item {
+    /// A prebuilt event object.
+    Object(Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>),
+    /// A large binary payload.
+    Bytes(Bytes),
+}
+
+/// A batch of events on its way to `lib/index.js`, which unpacks it.
+#[derive(Default)]
+pub struct Batch {
+    meta: Vec<u32>,
+    text: String,
+    text_units: usize,
+    bin: Vec<u8>,
+    objs: Vec<Item>,
+}
+
+fn offset(n: usize) -> u32 {
+    // A batch's text must fit one JS string (under 2^30 units), which N-API
+    // refuses to create otherwise, so saturating here never yields a wrong
+    // slice.
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Batch {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.meta.len() / 3
+    }
+
+    /// True when there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Adds a text message.
+    pub fn text(&mut self, s: &str) {
+        let start = self.text_units;
+        self.text.push_str(s);
+        self.text_units += utf16_len(s);
+        self.meta
+            .extend_from_slice(&[kind::TEXT, offset(start), offset(self.text_units)]);
+    }
+
+    /// Adds a binary message, ping or pong.
+    pub fn bytes(&mut self, k: u32, b: Bytes) {
+        if k == kind::BINARY && b.len() >= OWN_BUFFER_FROM {
+            self.meta.extend_from_slice(&[kind::BIG_BINARY, 0, 0]);
+            self.objs.push(Item::Bytes(b));
+            return;
+        }
+        let start = self.bin.len();
+        self.bin.extend_from_slice(&b);
+        self.meta
+            .extend_from_slice(&[k, offset(start), offset(self.bin.len())]);
+    }
+
+    /// Adds a prebuilt object.
+    pub fn object<T: ToNapiValue + 'static>(&mut self, v: T) {
+        self.meta.extend_from_slice(&[kind::OBJECT, 0, 0]);
+        self.objs.push(Item::Object(Box::new(move |env| unsafe {
+            // SAFETY: called from `to_napi_value` with its live `env`.
+            T::to_napi_value(env, v)
+        })));
+    }
+}
+
+impl TypeName for Batch {
     fn type_name() -> &'static str {
-        "Buffer"
+        "Array<Event>"
     }
     fn value_type() -> ValueType {
         ValueType::Object
     }
 }
 
-impl ToNapiValue for JsBytes {
+impl ToNapiValue for Batch {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        unsafe { buffer_from_bytes(env, val.0) }
-    }
-}
-
-/// Validated UTF-8 on its way to JavaScript, where it is a `string`.
-pub struct JsText(pub Text);
-
-impl TypeName for JsText {
-    fn type_name() -> &'static str {
-        "string"
-    }
-    fn value_type() -> ValueType {
-        ValueType::String
-    }
-}
-
-impl ToNapiValue for JsText {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let s = val.0.as_str();
         let mut out = ptr::null_mut();
-        // The engine validated the UTF-8 once; V8 decodes straight from it.
-        let status = unsafe {
-            sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out)
-        };
-        check(status, "a string")?;
+        if val.is_empty() {
+            check(unsafe { sys::napi_get_null(env, &mut out) }, "null")?;
+            return Ok(out);
+        }
+        check(
+            unsafe { sys::napi_create_array_with_length(env, 4, &mut out) },
+            "an array",
+        )?;
+        let meta = unsafe { u32_array(env, &val.meta)? };
+        let text = unsafe { utf8_string(env, &val.text)? };
+        let bin = unsafe { buffer_copy(env, &val.bin)? };
+        let mut objs = ptr::null_mut();
+        check(
+            unsafe { sys::napi_create_array_with_length(env, val.objs.len(), &mut objs) },
+            "an array",
+        )?;
+        for (i, item) in val.objs.into_iter().enumerate() {
+            let v = match item {
+                Item::Object(make) => make(env)?,
+                Item::Bytes(b) => unsafe { buffer_copy(env, &b)? },
+            };
+            check(
+                unsafe { sys::napi_set_element(env, objs, i as u32, v) },
+                "an array element",
+            )?;
+        }
+        for (i, v) in [meta, text, bin, objs].into_iter().enumerate() {
+            check(
+                unsafe { sys::napi_set_element(env, out, i as u32, v) },
+                "an array element",
+            )?;
+        }
         Ok(out)
     }
 }
@@ -133,12 +251,14 @@ impl TypeName for Transmit {
 
 impl ToNapiValue for Transmit {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let mut chunks = val.0;
+        let chunks = val.0;
         match chunks.len() {
-            0 => unsafe {
-                napi::bindgen_prelude::Null::to_napi_value(env, napi::bindgen_prelude::Null)
-            },
-            1 => unsafe { buffer_from_bytes(env, chunks.pop().unwrap_or_default()) },
+            0 => {
+                let mut out = ptr::null_mut();
+                check(unsafe { sys::napi_get_null(env, &mut out) }, "null")?;
+                Ok(out)
+            }
+            1 => unsafe { buffer_copy(env, &chunks[0]) },
             _ => {
                 let total: usize = chunks.iter().map(Bytes::len).sum();
                 let mut data = ptr::null_mut();
@@ -160,30 +280,48 @@ impl ToNapiValue for Transmit {
     }
 }
 
-/// A fixed ASCII string, such as an event's `type`.
-pub struct Tag(pub &'static str);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl TypeName for Tag {
-    fn type_name() -> &'static str {
-        "string"
+    #[test]
+    fn utf16_lengths_match_js() {
+        for s in ["", "hello", "héllo", "日本語", "a😀b", "😀😀", "\u{10FFFF}"] {
+            assert_eq!(utf16_len(s), s.encode_utf16().count(), "{s:?}");
+        }
     }
-    fn value_type() -> ValueType {
-        ValueType::String
-    }
-}
 
-impl ToNapiValue for Tag {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let mut out = ptr::null_mut();
-        let status = unsafe {
-            sys::napi_create_string_latin1(
-                env,
-                val.0.as_ptr().cast(),
-                val.0.len() as isize,
-                &mut out,
-            )
-        };
-        check(status, "a string")?;
-        Ok(out)
+    #[test]
+    fn a_batch_records_offsets_per_kind() {
+        let mut b = Batch::default();
+        b.text("hé");
+        b.text("😀!");
+        b.bytes(kind::PING, Bytes::from_static(b"p"));
+        b.bytes(kind::BINARY, Bytes::from(vec![1u8; OWN_BUFFER_FROM]));
+        b.bytes(kind::BINARY, Bytes::from_static(b"xy"));
+        assert_eq!(b.len(), 5);
+        assert_eq!(
+            b.meta,
+            vec![
+                kind::TEXT,
+                0,
+                2,
+                kind::TEXT,
+                2,
+                5,
+                kind::PING,
+                0,
+                1,
+                kind::BIG_BINARY,
+                0,
+                0,
+                kind::BINARY,
+                1,
+                3
+            ]
+        );
+        assert_eq!(b.text, "hé😀!");
+        assert_eq!(b.bin, b"pxy");
+        assert_eq!(b.objs.len(), 1);
     }
 }

@@ -1,0 +1,174 @@
+'use strict'
+
+// The Connection class as the package exports it: the native addon (loaded
+// by the generated ../native.js), finished in JavaScript where JavaScript is
+// faster or where Rust must not go.
+//
+// - Time: every input call and factory takes `now` last. The Rust side reads
+//   no clock, so the default (a monotonic clock) is supplied here.
+// - Events: the native takeEvents/pollEvent return a packed batch (see
+//   src/values.rs); the event objects are built here, where object literals,
+//   String#slice and Buffer#subarray cost nanoseconds instead of N-API calls.
+// - Errors: N-API's own argument conversion errors carry N-API status codes
+//   (InvalidArg, StringExpected, ...); they are rethrown as TypeErrors with
+//   code 'invalid_argument', like the addon's own checks, naming the method.
+//
+// ../native.js is internal: use the package (require('evsock')).
+
+const native = require('../native.js')
+const { now } = require('./clock')
+
+const Native = native.Connection
+const proto = Native.prototype
+
+const NAPI_CODES = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NameExpected',
+  'FunctionExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'GenericFailure',
+  'BigintExpected',
+  'DateExpected',
+  'ArrayBufferExpected',
+  'DetachableArraybufferExpected',
+])
+
+function translate(err, where) {
+  if (err instanceof Error && NAPI_CODES.has(err.code)) {
+    const e = new TypeError(`${where}: ${err.message}`)
+    e.code = 'invalid_argument'
+    e.cause = err
+    return e
+  }
+  return err
+}
+
+// Kinds of the packed batch; mirrored from src/values.rs (mod kind).
+const TEXT = 1
+const BINARY = 2
+const PING = 3
+const PONG = 4
+const BIG_BINARY = 5
+
+function unpack(raw) {
+  if (raw === null) return []
+  const meta = raw[0]
+  const text = raw[1]
+  const bin = raw[2]
+  const objs = raw[3]
+  const n = meta.length / 3
+  const out = new Array(n)
+  let o = 0
+  for (let i = 0, j = 0; i < n; i++, j += 3) {
+    switch (meta[j]) {
+      case TEXT:
+        out[i] = { type: 'text', text: text.slice(meta[j + 1], meta[j + 2]) }
+        break
+      case BINARY:
+        out[i] = { type: 'binary', data: bin.subarray(meta[j + 1], meta[j + 2]) }
+        break
+      case PING:
+        out[i] = { type: 'ping', data: bin.subarray(meta[j + 1], meta[j + 2]) }
+        break
+      case PONG:
+        out[i] = { type: 'pong', data: bin.subarray(meta[j + 1], meta[j + 2]) }
+        break
+      case BIG_BINARY:
+        out[i] = { type: 'binary', data: objs[o++] }
+        break
+      default:
+        out[i] = objs[o++]
+    }
+  }
+  return out
+}
+
+const raw = {
+  receiveData: proto.receiveData,
+  receiveEof: proto.receiveEof,
+  handleTimeout: proto.handleTimeout,
+  takeEvents: proto.takeEvents,
+  pollEvent: proto.pollEvent,
+}
+
+function define(name, value) {
+  Object.defineProperty(proto, name, { value, writable: true, enumerable: false, configurable: true })
+}
+
+define('receiveData', function receiveData(data, t) {
+  try {
+    return raw.receiveData.call(this, data, t == null ? now() : t)
+  } catch (e) {
+    throw translate(e, 'Connection.receiveData')
+  }
+})
+define('receiveEof', function receiveEof(t) {
+  try {
+    return raw.receiveEof.call(this, t == null ? now() : t)
+  } catch (e) {
+    throw translate(e, 'Connection.receiveEof')
+  }
+})
+define('handleTimeout', function handleTimeout(t) {
+  try {
+    return raw.handleTimeout.call(this, t == null ? now() : t)
+  } catch (e) {
+    throw translate(e, 'Connection.handleTimeout')
+  }
+})
+define('takeEvents', function takeEvents() {
+  return unpack(raw.takeEvents.call(this))
+})
+define('pollEvent', function pollEvent() {
+  const r = raw.pollEvent.call(this)
+  return r === null ? null : unpack(r)[0]
+})
+
+// The remaining methods only need their argument errors translated.
+for (const name of ['accept', 'reject', 'sendText', 'sendBinary', 'sendMany', 'ping', 'pong', 'close']) {
+  const f = proto[name]
+  const where = `Connection.${name}`
+  define(
+    name,
+    {
+      [name](a, b, c) {
+        try {
+          return f.call(this, a, b, c)
+        } catch (e) {
+          throw translate(e, where)
+        }
+      },
+    }[name],
+  )
+}
+
+// The native factories are read-only properties of the native class, so
+// the exported class is a stand-in sharing its prototype: instances made by
+// the factories are `instanceof` both, and the factories default `now`.
+function Connection() {
+  const e = new TypeError('use Connection.server() or Connection.client() to create a connection')
+  e.code = 'invalid_argument'
+  throw e
+}
+Connection.prototype = proto
+Object.defineProperty(proto, 'constructor', { value: Connection, writable: true, configurable: true })
+Connection.server = function server(options, t) {
+  try {
+    return Native.server(options, t == null ? now() : t)
+  } catch (e) {
+    throw translate(e, 'Connection.server')
+  }
+}
+Connection.client = function client(url, options, t) {
+  try {
+    return Native.client(url, options, t == null ? now() : t)
+  } catch (e) {
+    throw translate(e, 'Connection.client')
+  }
+}
+
+module.exports = { native, Connection, now }
