@@ -35,8 +35,8 @@
 //!   network blips do not flap presence.
 //! * **Rooms** hold clients; [`Hub::join_room`] asks the room policy
 //!   ([`Hub::set_room_policy`]) first. A user is **present** in a room while
-//!   it is online and one of its clients is a member; changes come as
-//!   [`HubEvent::Presence`] and [`Hub::room_users`] lists them.
+//!   it is online and one of its clients is a member, on any node; changes
+//!   come as [`HubEvent::Presence`] and [`Hub::room_users`] lists them.
 //! * Sending: [`Hub::send_to_client`], [`Hub::send_to_user`] (all tabs),
 //!   [`Hub::broadcast_room`], [`Hub::broadcast_all`], each
 //!   [`Delivery::Reliable`] (numbered, acknowledged, replayed on resume),
@@ -104,14 +104,35 @@
 //!
 //! With [`Config::node_id`] set, the hub also publishes what other nodes must
 //! see ([`HubOutput::Publish`]) and subscribes to what it needs
-//! ([`HubOutput::Subscribe`]): a channel per room with local members, per
-//! user with local clients, and one for everyone. The host wires these to a
-//! pub/sub bus and hands what arrives to [`Hub::handle_remote`]. Messages name
-//! their node, so the hub drops its own echoes; a room broadcast is delivered
-//! locally by the node that sent it and by every other node to its own
-//! members, so each member gets it once. Presence is shared the same way
-//! (deltas, a snapshot on first subscription, and a heartbeat that retires
-//! the presence of nodes that went silent).
+//! ([`HubOutput::Subscribe`]). The host wires these to a pub/sub bus (Redis
+//! `SUBSCRIBE`/`PUBLISH` in the example host) and hands every message that
+//! arrives to [`Hub::handle_remote`]. Channels (`P` is
+//! [`Config::channel_prefix`], default `evsock`):
+//!
+//! | channel          | subscribed while                       | carries |
+//! |------------------|----------------------------------------|---------|
+//! | `P:all`          | always (from [`Hub::new`])             | [`Hub::broadcast_all`], node heartbeats |
+//! | `P:room:ROOM`    | the room has a local member            | [`Hub::broadcast_room`], presence deltas, sync requests, snapshots |
+//! | `P:user:USER`    | the user has a connection or client here | [`Hub::send_to_user`] |
+//!
+//! Payloads are the small binary format of `cluster.rs` (`"EV"`, version 1,
+//! kind, sending node, fields; application data carried verbatim as JSON).
+//! Every message names its node, so the hub drops its own echoes; a room
+//! broadcast is delivered locally by the node that sent it and by every
+//! other node to its own members, so each member gets it exactly once.
+//! Reliable messages stay reliable end to end: each node hands them to its
+//! own clients' sessions (numbered, replayed on resume). The bus itself is
+//! at-most-once (Redis pub/sub), so a node that is cut from it misses what
+//! was published meanwhile.
+//!
+//! Presence is shared the same way: a node publishes a delta when a user
+//! becomes present or absent *on that node*; a node that starts following a
+//! room (or hears from a node it did not know) asks for snapshots; every
+//! node publishes a heartbeat each [`Config::heartbeat_ms`], and the
+//! presence of a node not heard from for three periods is retired.
+//! [`HubEvent::Presence`] reports changes of the cluster-wide state;
+//! [`HubEvent::UserOnline`] / [`HubEvent::UserOffline`] are about this
+//! node's clients only.
 
 mod bucket;
 mod cluster;
@@ -232,8 +253,6 @@ pub struct Config {
     pub slow_policy: SlowPolicy,
     /// How long a user stays online after its last client dropped.
     pub offline_grace_ms: u64,
-    /// How long a closing connection may take to flush its queue.
-    pub close_linger_ms: u64,
     /// Most rooms one client may be in.
     pub max_rooms_per_client: usize,
     /// This node's id in a cluster (1 to [`MAX_NODE_ID_LEN`] bytes); `None`
@@ -274,7 +293,6 @@ impl Default for Config {
             max_queued_bytes: 1 << 20,
             slow_policy: SlowPolicy::DropOldest,
             offline_grace_ms: 5_000,
-            close_linger_ms: 5_000,
             max_rooms_per_client: 64,
             node_id: None,
             channel_prefix: "evsock".to_owned(),
@@ -381,9 +399,8 @@ pub enum HubEvent {
         /// The user.
         user: Arc<str>,
     },
-    /// A user became present in a room (online and a member) or stopped
-    /// being present. Only local changes are reported; other nodes report
-    /// their own.
+    /// A user became present in a room (online with a member client, on
+    /// this or another node) or stopped being present anywhere.
     Presence {
         /// The room.
         room: Arc<str>,
