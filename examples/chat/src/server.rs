@@ -32,6 +32,8 @@ const FIRST_CONN: usize = 16;
 
 /// How long a plain HTTP connection may stay idle (or dribble a head).
 const HTTP_IDLE_MS: u64 = 15_000;
+/// How long a closed connection waits for the peer's FIN.
+const LINGER_MS: u64 = 2_000;
 /// Most TCP connections the host holds (the hub has its own, lower limits
 /// for WebSockets); beyond it new ones are closed at once.
 const MAX_SOCKETS: usize = 50_000;
@@ -87,6 +89,11 @@ enum Kind {
     Ws(ConnId),
     /// The hub closed it (or we answered and close): only writing is left.
     Closing,
+    /// Everything was written and our side shut down; reading (and
+    /// discarding) until the peer's FIN or the deadline, so unread input
+    /// does not turn the close into a reset that could destroy the last
+    /// bytes we sent.
+    Lingering { deadline: u64 },
 }
 
 struct Conn {
@@ -106,6 +113,7 @@ pub struct Server {
     conns: HashMap<Token, Conn>,
     next_token: usize,
     by_hub: HashMap<ConnId, Token>,
+    /// Idle HTTP connections and lingering closes, by deadline.
     http_deadlines: BTreeSet<(u64, Token)>,
     hub: Hub,
     chat: Chat,
@@ -275,7 +283,7 @@ impl Server {
             let Some(c) = self.conns.get_mut(&token) else {
                 return;
             };
-            if matches!(c.kind, Kind::Closing) {
+            if matches!(c.kind, Kind::Closing | Kind::Lingering { .. }) {
                 // Discard: only writing is left.
                 match c.stream.read(&mut self.read_buf) {
                     Ok(0) => return self.remove(token, now),
@@ -303,7 +311,7 @@ impl Server {
                     buf.extend_from_slice(&self.read_buf[..n]);
                     self.http_requests(token, now);
                 }
-                Kind::Closing => {}
+                Kind::Closing | Kind::Lingering { .. } => {}
             }
         }
     }
@@ -456,9 +464,24 @@ impl Server {
             }
         }
         let done = c.out.is_empty() && c.close_when_flushed;
-        if failed || done {
+        if failed {
             let now = self.now();
             self.remove(token, now);
+        } else if done {
+            if !matches!(c.kind, Kind::Closing) {
+                // A close asked for while still HTTP (answer then close).
+                if let Kind::Http { deadline, .. } = c.kind {
+                    self.http_deadlines.remove(&(deadline, token));
+                }
+            }
+            let now = self.start.elapsed().as_millis() as u64;
+            c.close_when_flushed = false;
+            if c.stream.shutdown(Shutdown::Write).is_err() {
+                return self.remove(token, now);
+            }
+            let deadline = now + LINGER_MS;
+            c.kind = Kind::Lingering { deadline };
+            self.http_deadlines.insert((deadline, token));
         }
     }
 
@@ -476,6 +499,9 @@ impl Server {
                 self.hub.handle_eof(id, now);
             }
             Kind::Http { deadline, .. } => {
+                self.http_deadlines.remove(&(deadline, token));
+            }
+            Kind::Lingering { deadline } => {
                 self.http_deadlines.remove(&(deadline, token));
             }
             Kind::Closing => {}
@@ -600,5 +626,151 @@ impl Server {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The real loop on a loopback socket (the server thread is left
+    //! running when the test ends; the process exits with it).
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpStream as StdStream;
+
+    fn start(test_hooks: bool) -> SocketAddr {
+        let opts = Options {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            test_hooks,
+            redis: None,
+            node_id: None,
+            channel_prefix: "evsock".into(),
+        };
+        let mut s = Server::bind(&opts).unwrap();
+        let addr = s.local_addr().unwrap();
+        std::thread::spawn(move || s.run());
+        addr
+    }
+
+    fn connect(addr: SocketAddr) -> StdStream {
+        let s = StdStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// Reads one response: (status line, headers lowercased, body).
+    fn response(r: &mut BufReader<&StdStream>) -> (String, Vec<String>, Vec<u8>) {
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        let mut headers = Vec::new();
+        let mut len = 0;
+        loop {
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            let l = l.trim_end().to_ascii_lowercase();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("content-length: ") {
+                len = v.parse().unwrap();
+            }
+            headers.push(l);
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        (status.trim_end().to_owned(), headers, body)
+    }
+
+    #[test]
+    fn serves_pipelined_keep_alive_requests_then_closes() {
+        let addr = start(false);
+        let mut s = connect(addr);
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /evsock.js HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut r = BufReader::new(&s);
+        let (st, h, body) = response(&mut r);
+        assert_eq!(st, "HTTP/1.1 200 OK");
+        assert!(h.contains(&"content-type: text/html; charset=utf-8".to_owned()));
+        assert_eq!(body, include_bytes!("../static/index.html"));
+        assert_eq!(response(&mut r).0, "HTTP/1.1 404 Not Found");
+        let (st, h, body) = response(&mut r);
+        assert_eq!(st, "HTTP/1.1 200 OK");
+        assert!(h.contains(&"connection: close".to_owned()));
+        assert_eq!(
+            body.len(),
+            include_bytes!("../../../browser/evsock.js").len()
+        );
+        // Then the server closes its side.
+        let mut rest = Vec::new();
+        assert_eq!(r.read_to_end(&mut rest).unwrap(), 0);
+    }
+
+    #[test]
+    fn oversized_heads_get_431_and_drop_needs_test_hooks() {
+        let addr = start(false);
+        let mut s = connect(addr);
+        let mut big = b"GET / HTTP/1.1\r\nx: ".to_vec();
+        big.extend_from_slice(&vec![b'a'; 20_000]);
+        // The server may close before reading everything; ignore that error.
+        let _ = s.write_all(&big);
+        let mut r = BufReader::new(&s);
+        assert!(response(&mut r).0.starts_with("HTTP/1.1 431 "));
+        let mut s = connect(addr);
+        s.write_all(b"GET /test/drop?user=bob HTTP/1.1\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            response(&mut BufReader::new(&s)).0,
+            "HTTP/1.1 404 Not Found"
+        );
+    }
+
+    /// A WebSocket client over the real loop: upgrade (with the hello sent
+    /// in the same packet as the head), welcome, then /test/drop cuts it
+    /// without a close frame.
+    #[test]
+    fn upgrades_with_pipelined_bytes_and_drops_on_request() {
+        let addr = start(true);
+        let mut ws = connect(addr);
+        let hello = br#"["evs/hello",{"v":1,"rx":0,"lo":1}]"#;
+        let mut req = b"GET /ws?user=bob HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            .to_vec();
+        req.extend_from_slice(&[0x81, 0x80 | hello.len() as u8, 0, 0, 0, 0]);
+        req.extend_from_slice(hello);
+        ws.write_all(&req).unwrap();
+        let mut r = BufReader::new(&ws);
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+        loop {
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            if l == "\r\n" {
+                break;
+            }
+        }
+        let mut hdr = [0u8; 2];
+        r.read_exact(&mut hdr).unwrap();
+        assert_eq!(hdr[0], 0x81, "a text frame");
+        let mut payload = vec![0; (hdr[1] & 0x7f) as usize];
+        r.read_exact(&mut payload).unwrap();
+        let welcome: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(welcome[0], "evs/welcome");
+        assert_eq!(welcome[1]["st"], "new");
+
+        let mut http = connect(addr);
+        http.write_all(b"GET /test/drop?user=bob HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let (st, _, body) = response(&mut BufReader::new(&http));
+        assert_eq!(
+            (st.as_str(), body.as_slice()),
+            ("HTTP/1.1 200 OK", &b"dropped 1"[..])
+        );
+        // bob's socket is closed without a close frame: EOF, nothing else.
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "no close frame: {rest:?}");
+        http.write_all(b"GET /test/drop?user=bob HTTP/1.1\r\n\r\n")
+            .unwrap();
+        assert_eq!(response(&mut BufReader::new(&http)).2, b"dropped 0");
     }
 }
