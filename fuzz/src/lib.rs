@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("connection", targets::connection::run),
     ("pair", targets::pair::run),
     ("deflate", targets::deflate::run),
+    ("envelope", targets::envelope::run),
 ];
 
 /// Looks a target up by name.

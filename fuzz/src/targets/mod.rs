@@ -2,6 +2,7 @@
 
 pub mod connection;
 pub mod deflate;
+pub mod envelope;
 pub mod frame_header;
 pub mod handshake_request;
 pub mod handshake_response;
