@@ -83,7 +83,7 @@ echo "node-a $a, node-b $b"
 
 step "clients on both nodes"
 status=0
-EVSOCK_NODE_A=$a EVSOCK_NODE_B=$b node --test "$dir/multinode.test.mjs" || status=$?
+EVSOCK_NODE_A=$a EVSOCK_NODE_B=$b EVSOCK_REDIS_PORT=$port node --test "$dir/multinode.test.mjs" || status=$?
 if [ "$status" -ne 0 ]; then
   for f in "$work"/chat-*.log "$work/redis.log"; do
     echo "--- $f"

@@ -11,11 +11,24 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { EvsockClient } from '../../browser/evsock.js';
 
 const A = process.env.EVSOCK_NODE_A;
 const B = process.env.EVSOCK_NODE_B;
+const REDIS_PORT = process.env.EVSOCK_REDIS_PORT;
+
+function redis(...args) {
+  return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', REDIS_PORT, ...args], { encoding: 'utf8' });
+}
+
+/** How many connections of a type (pubsub / normal) Redis has, itself excluded. */
+function redisClients(type) {
+  return redis('CLIENT', 'LIST', 'TYPE', type)
+    .split('\n')
+    .filter((l) => l.includes('addr=') && !l.includes('cmd=client')).length;
+}
 const WAIT = 10_000;
 const clients = [];
 
@@ -149,6 +162,29 @@ test('two nodes share a room through Redis', { timeout: 60_000 }, async () => {
   await new Promise((res) => setTimeout(res, 300));
   assert.ok(!tabs[4].msgs.some((m) => m.id === r.id), 'dave left: not delivered to him');
   for (const t of tabs.slice(0, 4)) assert.equal(t.msgs.filter((m) => m.id === r.id).length, 1);
+  // Redis drops both nodes' connections (as a restart or a network cut
+  // would): they reconnect, subscribe again, and the room works across
+  // nodes as before, each message still delivered once.
+  if (REDIS_PORT) {
+    const killed = Number(redis('CLIENT', 'KILL', 'TYPE', 'pubsub').trim()) + Number(redis('CLIENT', 'KILL', 'TYPE', 'normal').trim());
+    assert.ok(killed >= 4, `Redis cut the nodes' 4 connections (cut ${killed})`);
+    await until('both nodes reconnected to Redis', () => redisClients('pubsub') === 2 && redisClients('normal') >= 2);
+    const texts = [];
+    for (const t of [tabs[0], tabs[3], tabs[2], tabs[1]]) {
+      const text = `${t.user}@${t.node} after the cut`;
+      texts.push(text);
+      await t.client.request('chat/send', { room: 'lobby', text }, { timeoutMs: 5000 });
+    }
+    for (const t of tabs.slice(0, 4)) {
+      await until(`${t.user}@${t.node} gets the messages sent after the cut`, () => texts.every((x) => t.msgs.some((m) => m.text === x)));
+    }
+    await new Promise((res) => setTimeout(res, 300));
+    for (const t of tabs.slice(0, 4)) {
+      for (const x of texts) assert.equal(t.msgs.filter((m) => m.text === x).length, 1, `${t.user}@${t.node}: "${x}" once`);
+      assert.equal(new Set(t.msgs.map((m) => m.id)).size, t.msgs.length, 'ids still unique');
+    }
+  }
+
   // Sending to a room one is not in is refused.
   await assert.rejects(
     tabs[4].client.request('chat/send', { room: 'lobby', text: 'x' }, { timeoutMs: 5000 }),
