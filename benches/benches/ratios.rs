@@ -33,7 +33,7 @@ fn main() {
     let (size, budget, min_rounds, conns) = if quick {
         (Size::Quick, Duration::from_millis(250), 3, 200)
     } else {
-        (Size::Full, Duration::from_secs(3), 15, 2000)
+        (Size::Full, Duration::from_secs(3), 15, 500)
     };
     let mut results = Vec::new();
     for mut case in cases::all(size) {

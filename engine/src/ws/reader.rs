@@ -168,7 +168,10 @@ impl Reader {
 
     /// Frees buffers larger than `retain` when they hold nothing.
     pub fn release(&mut self, retain: usize) {
-        if self.buf.is_empty() && self.buf.capacity() > retain {
+        // An empty buffer with no capacity left may still hold on to the
+        // allocation its last message was split from: let that go too.
+        let cap = self.buf.capacity();
+        if self.buf.is_empty() && (cap > retain || cap == 0) {
             self.buf = BytesMut::new();
         }
     }
