@@ -32,6 +32,10 @@ const FIRST_CONN: usize = 16;
 
 /// How long a plain HTTP connection may stay idle (or dribble a head).
 const HTTP_IDLE_MS: u64 = 15_000;
+/// Answers queued on a plain HTTP connection beyond which the host stops
+/// reading its requests until the client reads (the hub bounds WebSocket
+/// connections itself, through its send window).
+const HTTP_OUT_LIMIT: usize = 256 << 10;
 /// How long a closed connection waits for the peer's FIN.
 const LINGER_MS: u64 = 2_000;
 /// Most TCP connections the host holds (the hub has its own, lower limits
@@ -102,6 +106,12 @@ struct Conn {
     out: VecDeque<Bytes>,
     /// Bytes of `out.front()` already written.
     front_off: usize,
+    /// Bytes in `out` not yet written.
+    queued: usize,
+    /// Plain HTTP only: reading stopped because `queued` passed
+    /// [`HTTP_OUT_LIMIT`] (a client pipelining requests without reading the
+    /// answers); resumed by `flush`.
+    read_paused: bool,
     /// Close once `out` is written.
     close_when_flushed: bool,
 }
@@ -252,6 +262,8 @@ impl Server {
                             },
                             out: VecDeque::new(),
                             front_off: 0,
+                            queued: 0,
+                            read_paused: false,
                             close_when_flushed: false,
                         },
                     );
@@ -283,6 +295,10 @@ impl Server {
             let Some(c) = self.conns.get_mut(&token) else {
                 return;
             };
+            if matches!(c.kind, Kind::Http { .. }) && c.queued > HTTP_OUT_LIMIT {
+                c.read_paused = true;
+                return;
+            }
             if matches!(c.kind, Kind::Closing | Kind::Lingering { .. }) {
                 // Discard: only writing is left.
                 match c.stream.read(&mut self.read_buf) {
@@ -319,7 +335,11 @@ impl Server {
     /// Answers every complete request head in the connection's buffer.
     fn http_requests(&mut self, token: Token, now: u64) {
         loop {
-            let parsed = match self.conns.get(&token) {
+            let parsed = match self.conns.get_mut(&token) {
+                Some(c) if c.queued > HTTP_OUT_LIMIT => {
+                    c.read_paused = true;
+                    return;
+                }
                 Some(Conn {
                     kind: Kind::Http { buf, .. },
                     ..
@@ -422,6 +442,7 @@ impl Server {
             return;
         };
         if !bytes.is_empty() {
+            c.queued += bytes.len();
             c.out.push_back(bytes);
         }
         c.close_when_flushed |= close;
@@ -444,6 +465,7 @@ impl Server {
                 }
                 Ok(n) => {
                     written += n;
+                    c.queued -= n;
                     c.front_off += n;
                     if c.front_off == front.len() {
                         c.out.pop_front();
@@ -482,6 +504,12 @@ impl Server {
             let deadline = now + LINGER_MS;
             c.kind = Kind::Lingering { deadline };
             self.http_deadlines.insert((deadline, token));
+        } else if c.read_paused && c.queued <= HTTP_OUT_LIMIT {
+            // The client caught up: answer what it already sent, then read on.
+            c.read_paused = false;
+            let now = self.start.elapsed().as_millis() as u64;
+            self.http_requests(token, now);
+            self.read(token, now);
         }
     }
 
@@ -702,6 +730,41 @@ mod tests {
         // Then the server closes its side.
         let mut rest = Vec::new();
         assert_eq!(r.read_to_end(&mut rest).unwrap(), 0);
+    }
+
+    /// A client that pipelines many large answers before reading any: the
+    /// host stops reading at its limit and resumes as the client reads,
+    /// and every answer arrives, in order.
+    #[test]
+    fn pipelined_requests_are_paced_not_lost() {
+        let addr = start(false);
+        let s = connect(addr);
+        let n = 400; // 200 x 66 KB + 200 x 404, far past the host's limit and socket buffers
+        let writer = {
+            let mut s = s.try_clone().unwrap();
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    let path = if i % 2 == 0 { "/evsock.js" } else { "/nope" };
+                    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                        .unwrap();
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let mut r = BufReader::new(&s);
+        for i in 0..n {
+            let (st, _, body) = response(&mut r);
+            if i % 2 == 0 {
+                assert_eq!(st, "HTTP/1.1 200 OK", "answer {i}");
+                assert_eq!(
+                    body.len(),
+                    include_bytes!("../../../browser/evsock.js").len()
+                );
+            } else {
+                assert_eq!(st, "HTTP/1.1 404 Not Found", "answer {i}");
+            }
+        }
+        writer.join().unwrap();
     }
 
     #[test]
