@@ -266,6 +266,108 @@ export declare class Connection {
   get role(): 'server' | 'client'
 }
 
+/**
+ * One end of an evsock session: event vectors, reliable numbered messages
+ * with acks and retransmission, request/reply with timeouts, resume.
+ * Sans-IO: feed it transport messages and the time, drain
+ * `takeOutputs()` (messages to send and events), and call
+ * `handleTimeout` at `pollTimeout()`.
+ *
+ * A server session outlives its connections: keep it in a map by session
+ * id, route a new connection's first message with `peekHello`, and drop
+ * the session after an `expired` or `closed` event.
+ */
+export declare class Session {
+  /**
+   * A client session. Open a transport connection, then call
+   * `handleConnected`; the session sends the hello.
+   */
+  static client(options?: SessionOptions | undefined | null): Session
+  /**
+   * A server session with the given id (normally from
+   * `newSessionId()`): call `handleConnected`, then hand it the hello.
+   * The id must be 1 to 64 printable ASCII characters without space,
+   * `"` or `\`.
+   */
+  static server(sessionId: string, options?: SessionOptions | undefined | null): Session
+  /** `'client'` or `'server'`. */
+  get role(): 'client' | 'server'
+  /**
+   * The session id, once known (`null` on a client before the first
+   * welcome).
+   */
+  get sessionId(): string | null
+  /** `'json'` or `'msgpack'`. */
+  get format(): 'json' | 'msgpack'
+  /** True while a connection is open and its handshake completed. */
+  get isEstablished(): boolean
+  /** True once the session ended for good. */
+  get isClosed(): boolean
+  /** Outgoing requests awaiting their reply. */
+  get pendingRequests(): number
+  /** Reliable messages sent and not yet acknowledged. */
+  get unackedMessages(): number
+  /** Bytes held in the resume buffer. */
+  get unackedBytes(): number
+  /** The highest reliable id received in order. */
+  get lastReceivedId(): number
+  /** A transport connection opened (a client sends its hello now). */
+  handleConnected(now?: number | undefined | null): void
+  /** The transport connection is gone (a client schedules a reconnect). */
+  handleDisconnected(now?: number | undefined | null): void
+  /**
+   * A whole transport message arrived: a string for a text message,
+   * bytes for a binary one. Bad input is reported as an `error` output,
+   * never thrown.
+   */
+  handleMessage(message: string | Uint8Array, now?: number): void
+  /** Runs what is due (acks, pings, request timeouts, reconnect, expiry). */
+  handleTimeout(now?: number | undefined | null): void
+  /** When `handleTimeout` must next be called, or `null`. */
+  pollTimeout(): number | null
+  /**
+   * Every pending output, in order: `send` (a message for the current
+   * connection) and events.
+   */
+  takeOutputs(): Array<SessionOutput>
+  /**
+   * Sends a fire-and-forget event (needs an established connection).
+   * `data` is the encoded data element (JSON text or MessagePack bytes);
+   * omitted, the event has no data.
+   */
+  send(name: string, data?: string | Uint8Array | null, now?: number): void
+  /**
+   * Sends a reliable event: numbered, acknowledged, retransmitted after a
+   * reconnect, delivered once and in order while the session can be
+   * resumed. Accepted while disconnected. Returns its id.
+   */
+  sendReliable(name: string, data?: string | Uint8Array | null, now?: number): number
+  /**
+   * Sends a request; it ends in exactly one `reply` or `requestFailed`
+   * output with the returned id, at the latest `timeoutMs` from now.
+   * With an idempotency key a server can answer a retry from its reply
+   * cache instead of applying it twice.
+   */
+  request(name: string, data: string | Uint8Array | null | undefined, timeoutMs: number, idempotencyKey?: string | null, now?: number): number
+  /** Answers incoming request `req`. */
+  reply(req: number, data?: string | Uint8Array | null, now?: number): void
+  /**
+   * Answers incoming request `req` with an error (the requester sees
+   * `requestFailed` with error `'remote'` and this data).
+   */
+  replyError(req: number, data?: string | Uint8Array | null, now?: number): void
+  /**
+   * Ends the session for good: tells the peer, fails pending requests
+   * and asks the host to close the transport.
+   */
+  close(now?: number | undefined | null): void
+  /**
+   * Server: asks the client to disconnect and come back after
+   * `retryAfterMs` (the session stays resumable).
+   */
+  goAway(retryAfterMs: number, now?: number | undefined | null): void
+}
+
 /** The host's decision to accept an upgrade request. */
 export interface AcceptOptions {
   /**
@@ -432,6 +534,31 @@ export interface DeflateOptions {
   clientNoContextTakeover?: boolean
 }
 
+/**
+ * The session-less `evs/bye` message a server sends to turn a connection
+ * away before creating a session (overload, maintenance): the client waits
+ * at least `retryAfterMs` before reconnecting. A string for `'json'`, a
+ * `Buffer` for `'msgpack'`.
+ */
+export declare function encodeGoAway(format: string, retryAfterMs: number): string | Buffer
+
+/** What the first message of a connection says (see `peekHello`). */
+export interface Hello {
+  /** `'json'` or `'msgpack'`, from the message kind. */
+  format: 'json' | 'msgpack'
+  /** The session the client asks to resume, or `null` for a new one. */
+  sessionId: string | null
+  /** Highest server id the client has received in order. */
+  rx: number
+  /** Lowest client id the client can still retransmit. */
+  lo: number
+  /** Protocol version the client speaks. */
+  version: number
+}
+
+/** A fresh random session id (22 characters, base64url). */
+export declare function newSessionId(): string
+
 /** The handshake finished; messages may flow. */
 export interface OpenEvent {
   /** Always `'open'`. */
@@ -439,6 +566,14 @@ export interface OpenEvent {
   /** The negotiated subprotocol. */
   subprotocol: string | null
 }
+
+/**
+ * Reads the hello in the first message of a new connection (a string for
+ * a text message, bytes for a binary one), so a server host can find the
+ * session to resume before handing the message to it. Throws (code
+ * `envelope`) if the message is not a valid hello.
+ */
+export declare function peekHello(message: string | Uint8Array): Hello
 
 /**
  * Server: an upgrade request arrived. Answer it with `accept()` or
@@ -468,4 +603,80 @@ export interface RequestEvent {
    * negotiated.
    */
   extensions: Array<string>
+}
+
+/**
+ * Settings of one session. Every field is optional; durations are
+ * milliseconds of the clock passed in as `now`. The defaults are the
+ * engine's (see docs/protocol.md).
+ */
+export interface SessionOptions {
+  /**
+   * Wire format a client speaks: `'json'` (text messages, the default)
+   * or `'msgpack'` (binary messages). A server answers in the format of
+   * the hello it receives.
+   */
+  format?: 'json' | 'msgpack'
+  /** Largest transport message accepted or produced. Default 1 MiB. */
+  maxMessageBytes?: number
+  /** Most envelopes in one batch frame. Default 64. */
+  maxBatchEnvelopes?: number
+  /**
+   * Server: how long a disconnected session stays resumable. Default
+   * 60000.
+   */
+  resumeWindowMs?: number
+  /**
+   * Most bytes of unacknowledged reliable messages kept for
+   * retransmission. Default 1 MiB.
+   */
+  resumeBufferBytes?: number
+  /**
+   * Unacknowledged reliable messages older than this are dropped from
+   * the resume buffer. Default 60000.
+   */
+  resumeBufferAgeMs?: number
+  /** Most outstanding outgoing requests. Default 1024. */
+  maxPendingRequests?: number
+  /** Most incoming requests awaiting a reply. Default 1024. */
+  maxIncomingRequests?: number
+  /** Largest request timeout accepted. Default 600000. */
+  maxRequestTimeoutMs?: number
+  /** Delay before a standalone ack. Default 50. */
+  ackDelayMs?: number
+  /** Acknowledge at once after this many messages. Default 32. */
+  ackEvery?: number
+  /**
+   * Send an `evs/ping` after this long without hearing from the peer.
+   * Default 20000; `0` never pings.
+   */
+  pingIntervalMs?: number
+  /**
+   * Give up on a connection after this long without hearing from the
+   * peer. Default 45000; `0` never.
+   */
+  idleTimeoutMs?: number
+  /** Give up on a connection whose hello / welcome is late. Default 10000. */
+  handshakeTimeoutMs?: number
+  /**
+   * Collect outgoing envelopes this long into one batch frame. Default 0
+   * (send each at once).
+   */
+  batchWindowMs?: number
+  /** Flush a batch early at this many bytes. Default 16 KiB. */
+  batchMaxBytes?: number
+  /** Client: first reconnect delay cap (full jitter below it). Default 500. */
+  backoffBaseMs?: number
+  /** Client: largest reconnect delay cap. Default 30000. */
+  backoffMaxMs?: number
+  /**
+   * Seed of a deterministic generator for reconnect jitter. For tests;
+   * by default the operating system's random source is used.
+   */
+  seed?: number
+  /**
+   * For tests: the values the random generator returns, in a cycle
+   * (as in the shared session vectors).
+   */
+  testRandom?: Array<number>
 }

@@ -836,3 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Connection = nativeBinding.Connection
+module.exports.Session = nativeBinding.Session
+module.exports.encodeGoAway = nativeBinding.encodeGoAway
+module.exports.newSessionId = nativeBinding.newSessionId
+module.exports.peekHello = nativeBinding.peekHello

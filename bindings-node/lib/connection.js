@@ -171,4 +171,4 @@ Connection.client = function client(url, options, t) {
   }
 }
 
-module.exports = { native, Connection, now }
+module.exports = { native, Connection, now, translate }

@@ -1,7 +1,7 @@
 //! Node.js addon for evsock (N-API, built with napi-rs).
 //!
-//! It exposes the engine's sans-IO WebSocket [`connection::Connection`] as a
-//! JS class. Everything about sockets, timers and clocks lives in the
+//! It exposes the engine's sans-IO WebSocket [`connection::Connection`] and
+//! its session layer [`session::Session`] as JS classes. Everything about sockets, timers and clocks lives in the
 //! package's JavaScript (`lib/`): this crate only converts values and
 //! errors, batching output so that one N-API crossing carries many frames.
 //!
@@ -12,4 +12,5 @@
 pub mod connection;
 pub mod error;
 pub mod options;
+pub mod session;
 pub mod values;
