@@ -2,6 +2,7 @@
 //! stay fixed even where the fuzz crate is not built. The reproducers that
 //! found them are in `fuzz/regressions/`.
 
+use bytes::Bytes;
 use evsock::ws::{Accept, ClientRequest, Config, Connection, Error, Event, Output, Reject};
 use evsock::SeededRng;
 
@@ -113,4 +114,64 @@ fn an_empty_message_compresses_after_another_one() {
             assert_eq!(&out[..], msg, "reset {reset}");
         }
     }
+}
+
+/// session-1: a client that queued a reliable message before connecting,
+/// then waited past `resume_buffer_age_ms` for the welcome, evicted the
+/// message after its hello had promised it (`lo`); the server waited for
+/// an id that never came and took the next one as out of order.
+#[test]
+fn a_message_promised_in_the_hello_is_not_evicted_during_the_handshake() {
+    use evsock::session::{new_session_id, Config, MessageKind, Output, Session, SessionEvent};
+    let cfg = Config {
+        resume_buffer_age_ms: 100,
+        handshake_timeout_ms: 10_000,
+        ping_interval_ms: None,
+        idle_timeout_ms: None,
+        ..Config::default()
+    };
+    fn sends(s: &mut Session, events: &mut Vec<SessionEvent>) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(o) = s.poll_output() {
+            match o {
+                Output::Send { payload, .. } => out.push(payload.to_vec()),
+                Output::Event(e) => events.push(e),
+            }
+        }
+        out
+    }
+    let (mut ce, mut se) = (Vec::new(), Vec::new());
+    let mut c = Session::client(cfg.clone(), Box::new(SeededRng::new(1)));
+    let id = c
+        .send_reliable(0, "app/x", Bytes::from_static(b"1"))
+        .unwrap();
+    assert_eq!(id, 1);
+    c.handle_connected(10);
+    let hello = sends(&mut c, &mut ce);
+    // The welcome is slow: the message is now older than the age limit.
+    c.handle_timeout(500);
+    let sid = new_session_id(&mut SeededRng::new(2));
+    let mut s = Session::server(cfg, &sid, Box::new(SeededRng::new(3))).unwrap();
+    s.handle_connected(500);
+    for m in &hello {
+        s.handle_message(500, MessageKind::Text, m);
+    }
+    for m in sends(&mut s, &mut se) {
+        c.handle_message(500, MessageKind::Text, &m);
+    }
+    c.send_reliable(501, "app/x", Bytes::from_static(b"2"))
+        .unwrap();
+    for m in sends(&mut c, &mut ce) {
+        s.handle_message(502, MessageKind::Text, &m);
+    }
+    sends(&mut s, &mut se);
+    let got: Vec<Option<u64>> = se
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Message { id, .. } => Some(*id),
+            SessionEvent::Error(e) => panic!("server error {e:?}"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![Some(1), Some(2)]);
 }

@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pair", targets::pair::run),
     ("deflate", targets::deflate::run),
     ("envelope", targets::envelope::run),
+    ("session", targets::session::run),
 ];
 
 /// Looks a target up by name.

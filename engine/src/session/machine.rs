@@ -652,7 +652,14 @@ impl Session {
     }
 
     fn evictable(&self, id: u64) -> bool {
-        self.state != State::Established || id <= self.flushed_upto
+        match self.state {
+            // Sent on this connection: if it is lost, the resume shows it.
+            State::Established => id <= self.flushed_upto,
+            // The hello or welcome already told the peer our `lo`; evicting
+            // past it now would lose the id without a gap on either side.
+            State::Handshaking { .. } => false,
+            State::Idle | State::Disconnected { .. } | State::Closed => true,
+        }
     }
 
     fn check_data(&self, event: &[u8], data: &[u8]) -> Result<(), SendError> {

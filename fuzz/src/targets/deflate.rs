@@ -71,7 +71,7 @@ impl Msg {
         match self {
             Msg::Text(t) => (true, t.as_bytes().to_vec()),
             Msg::Binary(b) => (false, b.clone()),
-            Msg::Repeat { byte, count } => (false, vec![*byte; *count as usize * 4]),
+            Msg::Repeat { byte, count } => (false, vec![*byte; *count as usize]),
             Msg::Again { text, times } => (true, text.repeat(*times as usize % 32).into_bytes()),
         }
     }

@@ -8,4 +8,5 @@ pub mod handshake_request;
 pub mod handshake_response;
 pub mod pair;
 pub mod reader;
+pub mod session;
 pub mod utf8;

@@ -4,11 +4,15 @@
 //! in order (a prefix of them, if a limit made the receiver fail the
 //! connection), pings are answered, and a closing handshake started by
 //! either side ends both sides cleanly with the initiator's code and reason.
+//! Both sides may have permessage-deflate on (any windows, context
+//! takeover, threshold and level), so compressed messages take the same
+//! route, limits and all.
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use evsock::ws::{
-    Accept, ClientRequest, CloseCode, Closed, Config, Connection, Event, Message, OpCode, Output,
+    Accept, ClientRequest, CloseCode, Closed, Config, Connection, DeflateConfig, Event, Message,
+    OpCode, Output,
 };
 use evsock::SeededRng;
 
@@ -25,7 +29,32 @@ struct Input {
     seed: u64,
     c2s: Vec<u8>,
     s2c: Vec<u8>,
+    /// permessage-deflate on both sides, with these preferences.
+    deflate: Option<Deflate>,
     ops: Vec<Op>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Deflate {
+    server_no_context: bool,
+    client_no_context: bool,
+    server_bits: u8,
+    client_bits: u8,
+    threshold: u8,
+    level: u8,
+}
+
+impl Deflate {
+    fn config(&self) -> DeflateConfig {
+        DeflateConfig {
+            server_no_context_takeover: self.server_no_context,
+            client_no_context_takeover: self.client_no_context,
+            server_max_window_bits: 9 + self.server_bits % 7,
+            client_max_window_bits: 9 + self.client_bits % 7,
+            threshold: self.threshold as usize,
+            level: (self.level % 10) as u32,
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -92,6 +121,7 @@ fn check(data: &[u8]) -> Result<(), Stop> {
         max_fragments: input.max_fragments as usize,
         buffer_retain: input.retain as usize,
         auto_pong: !input.no_auto_pong,
+        deflate: input.deflate.as_ref().map(Deflate::config),
         ..Config::without_timers()
     };
     let server = Connection::server(cfg.clone(), 0);
