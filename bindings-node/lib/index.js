@@ -9,5 +9,6 @@
 const { native, Connection, now } = require('./connection')
 const session = require('./session')
 const host = require('./host')
+const sessionHost = require('./session-host')
 
-module.exports = { ...native, Connection, now, ...session, ...host }
+module.exports = { ...native, Connection, now, ...session, ...host, ...sessionHost }
