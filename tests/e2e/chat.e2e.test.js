@@ -117,7 +117,8 @@ const RECORD_STATUS = () => {
   window.WebSocket = new Proxy(Native, {
     construct(target, args) {
       window.__wsAttempts++;
-      return Reflect.construct(target, args);
+      window.__lastWs = Reflect.construct(target, args);
+      return window.__lastWs;
     },
   });
   const hook = () => {
@@ -189,6 +190,23 @@ test(`chat end to end in Chromium against the ${which} host`, { timeout: 180_000
   await say(alice.page, `${tag} how are you?`);
   await waitForCount(bob.page, before + 3);
 
+  // Chromium offers permessage-deflate on every connection and the Rust host
+  // accepts it; a message above the compression threshold (256 bytes) then
+  // crosses compressed both ways and must arrive intact.
+  const extra = which === 'rust' ? 1 : 0;
+  let long = '';
+  if (extra) {
+    for (const p of [alice.page, bob.page]) {
+      const ext = await p.evaluate(() => window.__lastWs.extensions);
+      assert.match(ext, /^permessage-deflate/, `negotiated extensions: '${ext}'`);
+    }
+    long = `${tag} ` + Array.from({ length: 120 }, (_, i) => `wörd${i} 🙂`).join(' ');
+    await say(alice.page, long);
+    await waitForCount(bob.page, before + 4);
+    const last = (await shown(bob.page)).at(-1);
+    assert.equal(last.text, long, 'the long compressed message arrived intact');
+  }
+
   // Cut bob's TCP connection, and keep his page off the network so that
   // alice's next messages surely happen while he is away.
   const bobSession = await bob.page.evaluate(() => window.evsockChat.client.sessionId);
@@ -216,14 +234,14 @@ test(`chat end to end in Chromium against the ${which} host`, { timeout: 180_000
   // Let bob back on the network; his client reconnects by itself.
   await bob.context.setOffline(false);
   await bob.page.waitForFunction(() => document.getElementById('status').textContent === 'online', null, { timeout: 45_000 });
-  await waitForCount(bob.page, before + 3 + away.length);
+  await waitForCount(bob.page, before + 3 + extra + away.length);
   // Give any duplicate a chance to show up before counting.
   await bob.page.waitForTimeout(500);
 
   // And bob can talk again.
   await say(bob.page, `${tag} back again`);
-  await waitForCount(alice.page, before + 3 + away.length + 1);
-  await waitForCount(bob.page, before + 3 + away.length + 1);
+  await waitForCount(alice.page, before + 3 + extra + away.length + 1);
+  await waitForCount(bob.page, before + 3 + extra + away.length + 1);
 
   const a = await shown(alice.page);
   const b = await shown(bob.page);
@@ -231,6 +249,7 @@ test(`chat end to end in Chromium against the ${which} host`, { timeout: 180_000
     ['alice', `${tag} hello bob`],
     ['bob', `${tag} hi alice`],
     ['alice', `${tag} how are you?`],
+    ...(extra ? [['alice', long]] : []),
     ...away.map((t) => ['alice', t]),
     ['bob', `${tag} back again`],
   ];
