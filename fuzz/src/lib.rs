@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("deflate", targets::deflate::run),
     ("envelope", targets::envelope::run),
     ("session", targets::session::run),
+    ("hub", targets::hub::run),
 ];
 
 /// Looks a target up by name.

@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod frame_header;
 pub mod handshake_request;
 pub mod handshake_response;
+pub mod hub;
 pub mod pair;
 pub mod reader;
 pub mod session;

@@ -53,6 +53,7 @@ impl Deflate {
             client_max_window_bits: 9 + self.client_bits % 7,
             threshold: self.threshold as usize,
             level: (self.level % 10) as u32,
+            ..DeflateConfig::default()
         }
     }
 }

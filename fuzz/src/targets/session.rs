@@ -76,7 +76,9 @@ impl Limits {
             ack_delay_ms: self.ack_delay as u64,
             ack_every: 1 + self.ack_every as u64 % 16,
             ping_interval_ms: self.ping.map(|p| 1 + p as u64),
-            idle_timeout_ms: self.idle.map(|p| 1 + p as u64),
+            // An idle timeout shorter than a batch window or an ack delay
+            // starves the connection by design; keep it above both.
+            idle_timeout_ms: self.idle.map(|p| 600 + p as u64),
             handshake_timeout_ms: 1 + self.handshake as u64,
             batch_window_ms: self.batch_window as u64 % 32,
             batch_max_bytes: self.batch_bytes as usize % 8192,
@@ -900,7 +902,13 @@ impl World {
                     "side {side}: request {req} never ended"
                 );
             }
-            for &id in self.books[side].sent.keys() {
+            // Requests are bounded by their timeouts (checked above: each
+            // ended); reliable messages must arrive.
+            for (&id, _) in self.books[side]
+                .sent
+                .iter()
+                .filter(|(_, s)| matches!(s, Sent::Msg(_)))
+            {
                 let p = &self.books[peer];
                 ensure!(
                     p.got.contains(&id) || p.gaps.iter().any(|&(a, z)| (a..=z).contains(&id)),
