@@ -17,6 +17,7 @@
 
 const native = require('../native.js')
 const { now } = require('./clock')
+const { checkKeys } = require('./options')
 
 const Native = native.Connection
 const proto = Native.prototype
@@ -129,6 +130,14 @@ define('pollEvent', function pollEvent() {
 })
 
 // The remaining methods only need their argument errors translated.
+{
+  const accept = proto.accept
+  define('accept', function accept_(options) {
+    checkKeys(options, 'AcceptOptions', 'Connection.accept')
+    return accept.call(this, options)
+  })
+}
+
 for (const name of ['accept', 'reject', 'sendText', 'sendBinary', 'sendMany', 'ping', 'pong', 'close']) {
   const f = proto[name]
   const where = `Connection.${name}`
@@ -157,6 +166,7 @@ function Connection() {
 Connection.prototype = proto
 Object.defineProperty(proto, 'constructor', { value: Connection, writable: true, configurable: true })
 Connection.server = function server(options, t) {
+  checkKeys(options, 'ConnectionOptions', 'Connection.server')
   try {
     return Native.server(options, t == null ? now() : t)
   } catch (e) {
@@ -164,6 +174,7 @@ Connection.server = function server(options, t) {
   }
 }
 Connection.client = function client(url, options, t) {
+  checkKeys(options, 'ConnectionOptions', 'Connection.client')
   try {
     return Native.client(url, options, t == null ? now() : t)
   } catch (e) {

@@ -14,6 +14,7 @@ const net = require('node:net')
 const tls = require('node:tls')
 
 const { Connection, now } = require('./connection')
+const { checkKeys } = require('./options')
 
 const CONNECTING = 0
 const OPEN = 1
@@ -341,6 +342,7 @@ function attachServer(server, opts = {}) {
   if (opts === null || typeof opts !== 'object') {
     throw codedError('invalid_argument', `attachServer options must be an object, not ${describe(opts)}`, TypeError)
   }
+  checkKeys(opts, 'AttachServerOptions', 'attachServer')
   const { path, options, verify, onConnection } = opts
   if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/'))) {
     throw codedError('invalid_argument', `path must be a string starting with '/', not ${JSON.stringify(path)}`)
@@ -443,6 +445,7 @@ function connect(url, opts = {}) {
   if (opts === null || typeof opts !== 'object') {
     throw codedError('invalid_argument', `connect options must be an object, not ${describe(opts)}`, TypeError)
   }
+  checkKeys(opts, 'ConnectOptions', 'connect')
   let u
   try {
     u = new URL(url)

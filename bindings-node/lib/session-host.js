@@ -18,6 +18,7 @@ const { EventEmitter } = require('node:events')
 const { Session, peekHello, newSessionId } = require('./session')
 const { attachServer, connect } = require('./host')
 const { now } = require('./connection')
+const { checkKeys } = require('./options')
 
 function codedError(code, message, Ctor = Error) {
   const err = new Ctor(message)
@@ -390,6 +391,7 @@ function connectSession(url, opts = {}) {
   if (opts === null || typeof opts !== 'object') {
     throw codedError('invalid_argument', `connectSession options must be an object, not ${describe(opts)}`, TypeError)
   }
+  checkKeys(opts, 'ConnectSessionOptions', 'connectSession')
   return new SessionClient(url, opts)
 }
 
@@ -429,6 +431,7 @@ function attachSessionServer(server, opts = {}) {
   if (opts === null || typeof opts !== 'object') {
     throw codedError('invalid_argument', `attachSessionServer options must be an object, not ${describe(opts)}`, TypeError)
   }
+  checkKeys(opts, 'AttachSessionServerOptions', 'attachSessionServer')
   const { session: sessionOptions, onSession } = opts
   if (typeof onSession !== 'function') {
     throw codedError('invalid_argument', `onSession must be a function, not ${describe(onSession)}`, TypeError)

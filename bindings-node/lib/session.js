@@ -8,6 +8,7 @@
 // ./session-host.js works with JS values.
 
 const { native, translate, now } = require('./connection')
+const { checkKeys } = require('./options')
 
 const Native = native.Session
 const proto = Native.prototype
@@ -78,6 +79,7 @@ function Session() {
 Session.prototype = proto
 define(proto, 'constructor', Session)
 Session.client = function client(options) {
+  checkKeys(options, 'SessionOptions', 'Session.client')
   try {
     return Native.client(options)
   } catch (e) {
@@ -85,6 +87,7 @@ Session.client = function client(options) {
   }
 }
 Session.server = function server(sessionId, options) {
+  checkKeys(options, 'SessionOptions', 'Session.server')
   try {
     return Native.server(sessionId, options)
   } catch (e) {

@@ -470,7 +470,7 @@ impl Session {
         let inner = session::Session::server(cfg, &session_id, rng(&o)?).map_err(|_| {
             JsError::from(arg(format!(
                 "session id {session_id:?} must be 1 to 64 printable ASCII characters \
-                 without space, '\"' or '\\\\'"
+                 without space, '\"' or '\\'"
             )))
         })?;
         Ok(Session { inner })
