@@ -25,23 +25,42 @@
  * connection's OPEN / CLOSED with evsock_session_handle_connected /
  * _disconnected. A session outlives its connections.
  *
+ * A hub (evsock_hub_*) runs many server connections with their sessions,
+ * users, rooms and presence at once, and owns the WebSocket and session
+ * state itself; the host only moves bytes by connection id:
+ *
+ *   on accept():          evsock_hub_new_connection(hub, now, &id, &resp, &n);
+ *                         (EVSOCK_ERR_REFUSED: write resp[0..n), close)
+ *   on bytes read:        evsock_hub_handle_input(hub, id, now, buf, n);
+ *   on read() == 0:       evsock_hub_handle_eof(hub, id, now);
+ *   after writing n:      evsock_hub_handle_written(hub, id, n);
+ *   at the deadline:      evsock_hub_handle_timeout(hub, now);
+ *   then drain:           while (evsock_hub_poll_output(hub, &o) == EVSOCK_OK)
+ *                             TRANSMIT: write o.data[0..o.len) to o.conn;
+ *                             CLOSE: close o.conn after its writes;
+ *                             EVENT: UPGRADE -> evsock_hub_accept / _reject,
+ *                                    REQUEST -> evsock_hub_reply, ...;
+ *                             PUBLISH / SUBSCRIBE / UNSUBSCRIBE: the pub/sub bus.
+ *                         then sleep until evsock_hub_poll_timeout().
+ *
  * Ownership and lifetime rules, for every pointer in this header:
- *  - Handles (evsock_config *, evsock_conn *, evsock_session *) are created by the *_new*
- *    functions, owned by the caller, and released exactly once with the
- *    matching *_free function. NULL is a no-op for the free functions.
+ *  - Handles (evsock_config *, evsock_conn *, evsock_session *, evsock_hub *)
+ *    are created by the *_new* functions, owned by the caller, and released
+ *    exactly once with the matching *_free function. NULL is a no-op for
+ *    the free functions.
  *  - Pointer arguments (strings, byte buffers, arrays, option structs) are
  *    borrowed for the duration of the call only; evsock copies what it keeps.
  *    Strings are NUL-terminated UTF-8 unless a length is passed with them.
  *    A buffer pointer may be NULL only when its length is 0.
  *  - Pointers evsock returns (transmit bytes, event fields, request headers)
- *    borrow memory owned by the connection. Each function documents how long
- *    they stay valid (until the next poll of the same kind, or the free).
- *    Never free them.
+ *    borrow memory owned by the connection, session or hub. Each function
+ *    documents how long they stay valid (until the next poll of the same
+ *    kind, or the free). Never free them.
  *  - Static strings (evsock_version, evsock_status_name) live forever;
  *    evsock_last_error's string lives until the next evsock call on the
  *    same thread.
- *  - Out-parameters are written only on success (or EVSOCK_EMPTY, where
- *    documented).
+ *  - Out-parameters are written only on success (or EVSOCK_EMPTY, and
+ *    EVSOCK_ERR_REFUSED for evsock_hub_new_connection, where documented).
  *
  * Errors: every fallible function returns an evsock_status; negative means
  * failure and evsock_last_error() says why. NULL pointers and invalid
@@ -154,6 +173,31 @@ enum evsock_status
   EVSOCK_ERR_BAD_IDEMPOTENCY_KEY = -48,
   // Session call refused: the session is closed.
   EVSOCK_ERR_CLOSED = -49,
+  // Hub: no such connection (never existed, or already closed: its
+  // `EVSOCK_HUB_OUTPUT_CLOSE` retired the id).
+  EVSOCK_ERR_UNKNOWN_CONNECTION = -60,
+  // Hub: no such client (never existed, or its session ended).
+  EVSOCK_ERR_UNKNOWN_CLIENT = -61,
+  // Hub: a user id must be 1 to 128 bytes of UTF-8 without control
+  // characters.
+  EVSOCK_ERR_BAD_USER_ID = -62,
+  // Hub: a room name must be 1 to 128 bytes of printable ASCII without
+  // spaces.
+  EVSOCK_ERR_BAD_ROOM = -63,
+  // Hub: the room policy refused the join.
+  EVSOCK_ERR_FORBIDDEN = -64,
+  // Hub: the client is in `EVSOCK_OPT_HUB_MAX_ROOMS_PER_CLIENT` rooms
+  // already.
+  EVSOCK_ERR_TOO_MANY_ROOMS = -65,
+  // Hub: the user already has `EVSOCK_OPT_HUB_MAX_CONNECTIONS_PER_USER`
+  // connections; this one was rejected with HTTP 429 (its bytes and
+  // CLOSE follow in the output).
+  EVSOCK_ERR_TOO_MANY_CONNECTIONS = -66,
+  // Hub: a message from the pub/sub bus was malformed; nothing changed.
+  EVSOCK_ERR_CLUSTER = -67,
+  // Hub: the new connection was refused (connection limit or admission
+  // rate); write the HTTP 503 response and close the socket.
+  EVSOCK_ERR_REFUSED = -68,
   // An engine error this version of the C API has no code for; the
   // message still says what happened.
   EVSOCK_ERR_OTHER = -99,
@@ -247,6 +291,103 @@ enum evsock_state
 typedef enum evsock_state evsock_state;
 #else
 typedef uint32_t evsock_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What `evsock_hub_poll_output` returned.
+enum evsock_hub_output_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Nothing (the poll returned `EVSOCK_EMPTY`).
+  EVSOCK_HUB_OUTPUT_NONE = 0,
+  // Write `data`/`len` to connection `conn`, in order, then report the
+  // bytes written with `evsock_hub_handle_written`.
+  EVSOCK_HUB_OUTPUT_TRANSMIT = 1,
+  // Close connection `conn` once the bytes already given for it are
+  // written. The id is dead from now on.
+  EVSOCK_HUB_OUTPUT_CLOSE = 2,
+  // Handle the event `event`.
+  EVSOCK_HUB_OUTPUT_EVENT = 3,
+  // Publish `data`/`len` on the pub/sub channel `channel` (multi-node
+  // hubs only).
+  EVSOCK_HUB_OUTPUT_PUBLISH = 4,
+  // Subscribe to `channel` and hand every message on it to
+  // `evsock_hub_handle_remote`.
+  EVSOCK_HUB_OUTPUT_SUBSCRIBE = 5,
+  // Stop the subscription to `channel`.
+  EVSOCK_HUB_OUTPUT_UNSUBSCRIBE = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum evsock_hub_output_kind evsock_hub_output_kind;
+#else
+typedef uint32_t evsock_hub_output_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Hub events; the fields of `evsock_hub_output` each one uses are listed
+// with it.
+enum evsock_hub_event_type
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not an event.
+  EVSOCK_HUB_EVENT_NONE = 0,
+  // A WebSocket upgrade request on `conn`: the auth hook. Answer with
+  // `evsock_hub_accept` (naming the user) or `evsock_hub_reject`.
+  // `data`/`len`: the request path (for example `/chat?room=1`);
+  // `origin`: the Origin header or NULL; `subprotocol`: the one the
+  // config would select, or NULL. Headers through
+  // `evsock_hub_request_header`, offered subprotocols through
+  // `evsock_hub_request_subprotocol`.
+  EVSOCK_HUB_EVENT_UPGRADE = 1,
+  // A client's session is established on connection `conn`: `client`,
+  // `user`, `resumed` (an earlier session continued).
+  EVSOCK_HUB_EVENT_CLIENT_CONNECTED = 2,
+  // A client lost its connection; it may resume within the window:
+  // `client`, `user`.
+  EVSOCK_HUB_EVENT_CLIENT_DISCONNECTED = 3,
+  // A client's session ended for good (its rooms were left): `client`,
+  // `user`, `expired` (the resume window passed; false: it was closed).
+  // The client id is dead from now on.
+  EVSOCK_HUB_EVENT_CLIENT_GONE = 4,
+  // A user's first client connected: `user`.
+  EVSOCK_HUB_EVENT_USER_ONLINE = 5,
+  // A user has had no connected client for the offline grace: `user`.
+  EVSOCK_HUB_EVENT_USER_OFFLINE = 6,
+  // A user became present in a room, or stopped being present anywhere
+  // (cluster-wide): `room`, `user`, `online`.
+  EVSOCK_HUB_EVENT_PRESENCE = 7,
+  // A fire-and-forget or reliable event from a client: `client`, `user`,
+  // `name` (the event id), `data`/`len` in `format`.
+  EVSOCK_HUB_EVENT_MESSAGE = 8,
+  // A request from a client: `client`, `user`, `req` (pass it to
+  // `evsock_hub_reply`), `name`, `data`/`len` in `format`, `timeout_ms`,
+  // `idempotency_key` (or NULL).
+  EVSOCK_HUB_EVENT_REQUEST = 9,
+  // Incoming reliable ids `from`..`to` of `client` were lost for good.
+  EVSOCK_HUB_EVENT_GAP = 10,
+  // A slow consumer on `conn` (client `client` when `has_client`):
+  // `dropped` volatile frames were dropped, or the connection was cut
+  // (`disconnected`, close code 4013).
+  EVSOCK_HUB_EVENT_SLOW_CONSUMER = 11,
+  // Connection `conn` exceeded its message rate and was closed (4029):
+  // `user` (NULL if it was not accepted yet).
+  EVSOCK_HUB_EVENT_RATE_LIMITED = 12,
+  // A bad input from a client was ignored or closed its connection:
+  // `conn` when `has_conn`, `client` when `has_client`, `code` ("bad_hello",
+  // a session error code such as "envelope", or a WebSocket error kind
+  // such as "protocol") and `message`.
+  EVSOCK_HUB_EVENT_PROTOCOL_ERROR = 13,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum evsock_hub_event_type evsock_hub_event_type;
+#else
+typedef uint32_t evsock_hub_event_type;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -364,8 +505,9 @@ typedef uint32_t evsock_message_kind;
 // Sizes are in bytes and must be at least 1. Timers are milliseconds of the
 // host's clock, and 0 turns a timer off. Flags are 0 or 1. Options 1-21
 // apply to WebSocket connections (`evsock_conn_*`), options from 100 to
-// sessions (`evsock_session_*`); `evsock_config_new_without_timers` turns
-// off the connection timers only.
+// sessions (`evsock_session_*`), options from 200 to hubs (`evsock_hub_*`,
+// which also use the connection and session options);
+// `evsock_config_new_without_timers` turns off the connection timers only.
 enum evsock_option
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
@@ -467,6 +609,57 @@ enum evsock_option
   EVSOCK_OPT_SESSION_BACKOFF_BASE_MS = 116,
   // Sessions (client): largest reconnect delay cap. Default 30000.
   EVSOCK_OPT_SESSION_BACKOFF_MAX_MS = 117,
+  // Hubs: most connections at once; beyond it `evsock_hub_new_connection`
+  // refuses with `EVSOCK_ERR_REFUSED`. Default 1000000.
+  EVSOCK_OPT_HUB_MAX_CONNECTIONS = 200,
+  // Hubs: new connections admitted per second (token bucket); 0 is
+  // unlimited. At most 4294967295. Default 2000.
+  EVSOCK_OPT_HUB_ADMISSION_RATE = 201,
+  // Hubs: burst of new connections above the rate, 1-4000000. Default
+  // 10000.
+  EVSOCK_OPT_HUB_ADMISSION_BURST = 202,
+  // Hubs: the Retry-After (seconds) of a refused connection. At most
+  // 4294967295. Default 5.
+  EVSOCK_OPT_HUB_RETRY_AFTER_SECS = 203,
+  // Hubs: most live connections of one user (HTTP 429 beyond it).
+  // Default 32.
+  EVSOCK_OPT_HUB_MAX_CONNECTIONS_PER_USER = 204,
+  // Hubs: most sessions, connected or waiting for a resume. Default
+  // 2000000.
+  EVSOCK_OPT_HUB_MAX_SESSIONS = 205,
+  // Hubs: incoming messages per second per connection; 0 is unlimited.
+  // At most 4294967295. Default 100.
+  EVSOCK_OPT_HUB_MESSAGE_RATE = 206,
+  // Hubs: burst of incoming messages above the rate, 1-4000000. Default
+  // 200.
+  EVSOCK_OPT_HUB_MESSAGE_BURST = 207,
+  // Hubs: bytes handed to the host and not yet reported written
+  // (`evsock_hub_handle_written`) per connection before the hub holds
+  // frames back. Default 256 KiB.
+  EVSOCK_OPT_HUB_SEND_WINDOW_BYTES = 208,
+  // Hubs: bytes a connection's queue may hold beyond the window.
+  // Default 1 MiB.
+  EVSOCK_OPT_HUB_MAX_QUEUED_BYTES = 209,
+  // Hubs: what a full queue does, an `evsock_slow_policy`. Default
+  // `EVSOCK_SLOW_DROP_OLDEST`.
+  EVSOCK_OPT_HUB_SLOW_POLICY = 210,
+  // Hubs: how long a user stays online after its last client dropped.
+  // Default 5000.
+  EVSOCK_OPT_HUB_OFFLINE_GRACE_MS = 211,
+  // Hubs: most rooms one client may be in. Default 64.
+  EVSOCK_OPT_HUB_MAX_ROOMS_PER_CLIENT = 212,
+  // Hubs: how often a node announces itself on the bus (a node not heard
+  // from for three periods has its presence retired), at least 1.
+  // Default 5000.
+  EVSOCK_OPT_HUB_HEARTBEAT_MS = 213,
+  // Hubs, string (`evsock_config_set_string`): this node's id in a
+  // cluster, 1 to 64 bytes of printable ASCII without spaces; NULL (the
+  // default) for a single node, which publishes nothing.
+  EVSOCK_OPT_HUB_NODE_ID = 250,
+  // Hubs, string (`evsock_config_set_string`): prefix of the pub/sub
+  // channel names, 1 to 64 bytes of printable ASCII without spaces.
+  // Default "evsock".
+  EVSOCK_OPT_HUB_CHANNEL_PREFIX = 251,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -497,6 +690,52 @@ typedef uint8_t evsock_opcode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How a hub message is delivered (`evsock_hub_send_to_client` and the
+// other sends).
+enum evsock_delivery
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Numbered and acknowledged; buffered while a client is away and
+  // replayed exactly once when it resumes.
+  EVSOCK_DELIVERY_RELIABLE = 0,
+  // At most once, only to clients connected now; may be dropped for a
+  // slow consumer.
+  EVSOCK_DELIVERY_VOLATILE = 1,
+  // Like VOLATILE, and a message still queued for a client with the same
+  // `latest_key` is replaced by this one (positions, typing indicators).
+  EVSOCK_DELIVERY_LATEST = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum evsock_delivery evsock_delivery;
+#else
+typedef uint32_t evsock_delivery;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What a hub does with a slow consumer's overflowing queue
+// (`EVSOCK_OPT_HUB_SLOW_POLICY`).
+enum evsock_slow_policy
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Cut the connection at once (close code 4013).
+  EVSOCK_SLOW_DISCONNECT = 0,
+  // Drop the oldest volatile frames; cut the connection only if the
+  // session's own frames overflow the queue.
+  EVSOCK_SLOW_DROP_OLDEST = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum evsock_slow_policy evsock_slow_policy;
+#else
+typedef uint32_t evsock_slow_policy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Opaque connection settings. Create with `evsock_config_new` (or
 // `evsock_config_new_without_timers`), change with `evsock_config_set` and
 // friends, free with `evsock_config_free`.
@@ -509,6 +748,20 @@ typedef struct evsock_config evsock_config;
 // not be used by two threads at once (a concurrent call fails with
 // `EVSOCK_ERR_BUSY` rather than corrupting it).
 typedef struct evsock_conn evsock_conn;
+
+// An opaque hub: many server connections, their sessions ("clients", one
+// per browser tab), users, rooms and presence, driven by connection ids,
+// bytes and the time. Create with `evsock_hub_new`, free with
+// `evsock_hub_free`. Same threading rules as `evsock_conn` (one call at a
+// time; a concurrent or re-entrant call gets `EVSOCK_ERR_BUSY`).
+//
+// Ids: connections and clients are named by `uint64_t` ids that the hub
+// hands out (`evsock_hub_new_connection`, the CLIENT_CONNECTED event).
+// A connection id dies with its `EVSOCK_HUB_OUTPUT_CLOSE`, a client id with
+// its CLIENT_GONE event; afterwards calls naming them fail with
+// `EVSOCK_ERR_UNKNOWN_CONNECTION` / `EVSOCK_ERR_UNKNOWN_CLIENT`, and input
+// for a dead connection is ignored.
+typedef struct evsock_hub evsock_hub;
 
 // An opaque event-vector session (client or server role). Create with
 // `evsock_session_new_client` / `evsock_session_new_server`, free with
@@ -609,6 +862,101 @@ typedef struct evsock_output {
   // WAIT: when to call `evsock_conn_handle_timeout` (if `has_deadline`).
   uint64_t deadline_ms;
 } evsock_output;
+
+// The room policy: called from inside `evsock_hub_join_room` with the
+// `user_ctx` given to `evsock_hub_set_room_policy`, the user id and the
+// room name (NUL-terminated, valid during the call only). Return true to
+// allow the join. It runs on the thread making the call; it must not call
+// into the same hub (that call fails with `EVSOCK_ERR_BUSY`), must not
+// unwind or `longjmp` out, and `user_ctx` must stay valid until the policy
+// is replaced or the hub freed.
+typedef bool (*evsock_room_policy_fn)(void *user_ctx, const char *user, const char *room);
+
+// One output of a hub, filled in by `evsock_hub_poll_output`. Fields that
+// do not apply are 0 / NULL / false.
+//
+// Every pointer in it borrows from the hub and stays valid until the next
+// `evsock_hub_poll_output` on that hub or its free, whichever comes first;
+// other calls (input, sends, accept) do not invalidate it. Copy what you
+// need longer, for example the unwritten rest of a partial write. Strings
+// are NUL-terminated; `data` is not (and is never NULL).
+typedef struct evsock_hub_output {
+  // What to do.
+  evsock_hub_output_kind kind;
+  // EVENT: which event.
+  evsock_hub_event_type event;
+  // TRANSMIT, CLOSE, and the events that name a connection: its id.
+  uint64_t conn;
+  // Events that name a client: its id.
+  uint64_t client;
+  // PROTOCOL_ERROR: `conn` is set. (Always true where `conn` is
+  // documented as always set.)
+  bool has_conn;
+  // SLOW_CONSUMER / PROTOCOL_ERROR: `client` is set. (Always true where
+  // `client` is documented as always set.)
+  bool has_client;
+  // TRANSMIT: the bytes to write; PUBLISH: the message; MESSAGE /
+  // REQUEST: the encoded data (JSON text, or MessagePack for MessagePack
+  // clients; possibly empty); UPGRADE: the request path.
+  const uint8_t *data;
+  // Bytes at `data`.
+  size_t len;
+  // PUBLISH / SUBSCRIBE / UNSUBSCRIBE: the channel name.
+  const char *channel;
+  // The user id, for the events that name one.
+  const char *user;
+  // PRESENCE: the room.
+  const char *room;
+  // MESSAGE / REQUEST: the event id, for example "chat/msg".
+  const char *name;
+  // REQUEST: the requester's idempotency key, or NULL.
+  const char *idempotency_key;
+  // UPGRADE: the Origin header, or NULL.
+  const char *origin;
+  // UPGRADE: the subprotocol the config would select, or NULL.
+  const char *subprotocol;
+  // PROTOCOL_ERROR: a stable snake_case code.
+  const char *code;
+  // PROTOCOL_ERROR: a description.
+  const char *message;
+  // MESSAGE / REQUEST: the client's wire format (the format of `data`).
+  evsock_format format;
+  // REQUEST: the request id.
+  uint64_t req;
+  // REQUEST: how long the client waits, in ms.
+  uint64_t timeout_ms;
+  // GAP: the first lost id.
+  uint64_t from;
+  // GAP: the last lost id (inclusive).
+  uint64_t to;
+  // SLOW_CONSUMER: volatile frames dropped.
+  size_t dropped;
+  // CLIENT_CONNECTED: an earlier session was continued.
+  bool resumed;
+  // CLIENT_GONE: the resume window passed (false: closed).
+  bool expired;
+  // PRESENCE: present now?
+  bool online;
+  // SLOW_CONSUMER: the connection was cut.
+  bool disconnected;
+} evsock_hub_output;
+
+// Counters of a hub, filled in by `evsock_hub_get_stats`.
+typedef struct evsock_hub_stats {
+  // Live connections (any phase).
+  size_t connections;
+  // Sessions (connected or waiting for a resume).
+  size_t clients;
+  // Users known here (with a connection, a session, or within the
+  // offline grace).
+  size_t users;
+  // Rooms with local members.
+  size_t rooms;
+  // Entries in the timer heap.
+  size_t timer_entries;
+  // Bytes waiting in connection queues beyond the send windows.
+  size_t queued_bytes;
+} evsock_hub_stats;
 
 // Counters of a session, filled in by `evsock_session_get_info`.
 typedef struct evsock_session_info {
@@ -732,6 +1080,17 @@ evsock_status evsock_config_new(struct evsock_config **out);
 // As for `evsock_config_new`.
 evsock_status evsock_config_new_without_timers(struct evsock_config **out);
 
+// Creates a config with the defaults of a hub (`evsock_hub_new`): the
+// hub options at their defaults, and connection settings suited to many
+// browser tabs: WebSocket pings off (sessions ping), no idle buffers
+// (`EVSOCK_OPT_BUFFER_RETAIN` 0), frames and messages capped at the
+// session's 1 MiB, at most 1024 fragments. Ownership as for
+// `evsock_config_new`.
+//
+// # Safety
+// As for `evsock_config_new`.
+evsock_status evsock_config_new_hub(struct evsock_config **out);
+
 // Frees a config. NULL is ignored. Connections created from it keep their
 // own copy and are not affected.
 //
@@ -760,6 +1119,18 @@ evsock_status evsock_config_set(struct evsock_config *cfg, uint32_t option, uint
 // `cfg` must be NULL (an error) or a live config handle; `value` must be
 // NULL (an error) or writable.
 evsock_status evsock_config_get(const struct evsock_config *cfg, uint32_t option, uint64_t *value);
+
+// Sets a string option: `EVSOCK_OPT_HUB_NODE_ID` (NULL clears it: a
+// single node) or `EVSOCK_OPT_HUB_CHANNEL_PREFIX` (NULL restores
+// "evsock"). `value` is copied. `EVSOCK_ERR_INVALID_ARGUMENT` for another
+// option or a value out of its rules.
+//
+// # Safety
+// `cfg` as for `evsock_config_set`; `value` NULL or a NUL-terminated
+// string.
+evsock_status evsock_config_set_string(struct evsock_config *cfg,
+                                       uint32_t option,
+                                       const char *value);
 
 // Adds a subprotocol the server speaks, most preferred first. The first
 // one the client also offers is selected unless the host overrides it in
@@ -1063,6 +1434,435 @@ evsock_status evsock_conn_close(struct evsock_conn *conn,
 // # Safety
 // `conn` NULL or live.
 evsock_status evsock_testing_panic(struct evsock_conn *conn);
+#endif
+
+// Creates a hub. Its settings come from `cfg` (NULL: the defaults of
+// `evsock_config_new_hub`; the config may be freed afterwards): the hub
+// options `EVSOCK_OPT_HUB_*`, the connection options for every WebSocket
+// and the session options for every client. `fill` supplies randomness for
+// session ids: NULL uses the OS generator (what production wants); with a
+// callback, `fill_user` must stay valid until the hub is freed (see
+// `evsock_fill_fn`). On success `*out` receives a handle the caller owns
+// and frees with `evsock_hub_free`. A multi-node hub (with
+// `EVSOCK_OPT_HUB_NODE_ID`) starts with a SUBSCRIBE output to poll.
+//
+// # Safety
+// `cfg` NULL or live; `out` NULL (an error) or writable; `fill` follows
+// the `evsock_fill_fn` contract.
+evsock_status evsock_hub_new(const struct evsock_config *cfg,
+                             evsock_fill_fn fill,
+                             void *fill_user,
+                             struct evsock_hub **out);
+
+// Frees a hub and everything it holds (all its connections and sessions,
+// and the memory behind pointers its calls handed out). NULL is ignored.
+// Close the host's sockets yourself.
+//
+// # Safety
+// `hub` NULL or live, not in use by another thread, not used after.
+void evsock_hub_free(struct evsock_hub *hub);
+
+// Sets the room policy consulted by `evsock_hub_join_room` (see
+// `evsock_room_policy_fn`); NULL removes it (every join is allowed, the
+// default).
+//
+// # Safety
+// `hub` NULL or live; `policy` follows the `evsock_room_policy_fn`
+// contract with `user_ctx`.
+evsock_status evsock_hub_set_room_policy(struct evsock_hub *hub,
+                                         evsock_room_policy_fn policy,
+                                         void *user_ctx);
+
+// A new transport connection arrived (the host accepted a socket).
+// `EVSOCK_OK` with `*conn_id` set: read from the socket and hand the bytes
+// to `evsock_hub_handle_input`. `EVSOCK_ERR_REFUSED` beyond
+// `EVSOCK_OPT_HUB_MAX_CONNECTIONS` or the admission rate: then, if
+// `response` and `response_len` are not NULL, they receive an HTTP 503
+// response with Retry-After; write it and close the socket. It stays valid
+// until the next `evsock_hub_new_connection` on this hub or its free.
+//
+// # Safety
+// `hub` NULL or live; `conn_id` NULL (an error) or writable; `response` and
+// `response_len` NULL or writable.
+evsock_status evsock_hub_new_connection(struct evsock_hub *hub,
+                                        uint64_t now_ms,
+                                        uint64_t *conn_id,
+                                        const uint8_t **response,
+                                        size_t *response_len);
+
+// Feeds `len` bytes read from connection `conn_id` at `now_ms` (copied;
+// `data` may be NULL when `len` is 0). Input for a connection that is
+// already closed is ignored (`EVSOCK_OK`): its CLOSE may still be in the
+// output. `EVSOCK_ERR_UNKNOWN_CONNECTION` for an id never handed out or
+// whose CLOSE was polled. Drain `evsock_hub_poll_output` afterwards.
+//
+// # Safety
+// `hub` NULL or live; `data` NULL (only with `len` 0) or `len` readable
+// bytes.
+evsock_status evsock_hub_handle_input(struct evsock_hub *hub,
+                                      uint64_t conn_id,
+                                      uint64_t now_ms,
+                                      const uint8_t *data,
+                                      size_t len);
+
+// Connection `conn_id`'s transport ended (read returned 0, or the socket
+// failed). Its client stays resumable. A CLOSE output follows. Unknown ids
+// as for `evsock_hub_handle_input`.
+//
+// # Safety
+// `hub` NULL or live.
+evsock_status evsock_hub_handle_eof(struct evsock_hub *hub, uint64_t conn_id, uint64_t now_ms);
+
+// The host wrote `n` more bytes of connection `conn_id`'s TRANSMIT outputs
+// to its socket. Required: it opens the connection's send window
+// (`EVSOCK_OPT_HUB_SEND_WINDOW_BYTES`); without it the hub holds frames
+// back and eventually treats the connection as a slow consumer. Unknown ids
+// as for `evsock_hub_handle_input`.
+//
+// # Safety
+// `hub` NULL or live.
+evsock_status evsock_hub_handle_written(struct evsock_hub *hub, uint64_t conn_id, size_t n);
+
+// Runs every timer due at `now_ms` (handshakes, session pings and acks,
+// resume expiry, offline grace, heartbeats). Call it when the deadline from
+// `evsock_hub_poll_timeout` passes; early or extra calls are harmless.
+//
+// # Safety
+// `hub` NULL or live.
+evsock_status evsock_hub_handle_timeout(struct evsock_hub *hub, uint64_t now_ms);
+
+// A message arrived from the pub/sub bus on a channel this hub subscribed
+// to (`len` bytes, copied). The hub's own echoes are dropped.
+// `EVSOCK_ERR_CLUSTER` for a malformed message (nothing changes);
+// `EVSOCK_ERR_INVALID_STATE` for a hub without `EVSOCK_OPT_HUB_NODE_ID`.
+//
+// # Safety
+// `hub` NULL or live; `data` NULL (only with `len` 0) or `len` readable
+// bytes.
+evsock_status evsock_hub_handle_remote(struct evsock_hub *hub,
+                                       uint64_t now_ms,
+                                       const uint8_t *data,
+                                       size_t len);
+
+// Takes the next output: `EVSOCK_OK` with `*out` filled, or `EVSOCK_EMPTY`
+// (`out->kind == EVSOCK_HUB_OUTPUT_NONE`). Drain it after every call that
+// takes `now_ms` and after `evsock_hub_handle_written`. The pointers in
+// `*out` stay valid until the next `evsock_hub_poll_output` on this hub or
+// its free (see `evsock_hub_output`).
+//
+// # Safety
+// `hub` NULL or live; `out` NULL (an error) or writable.
+evsock_status evsock_hub_poll_output(struct evsock_hub *hub, struct evsock_hub_output *out);
+
+// When `evsock_hub_handle_timeout` must next be called: `EVSOCK_OK` with
+// `*deadline_ms`, or `EVSOCK_EMPTY` when no timer is armed. It may be
+// early (a wake-up that finds nothing due), never late.
+//
+// # Safety
+// `hub` NULL or live; `deadline_ms` NULL (an error) or writable.
+evsock_status evsock_hub_poll_timeout(struct evsock_hub *hub, uint64_t *deadline_ms);
+
+// Looks up a header of the upgrade request in the last output polled,
+// which must be an UPGRADE event (else `EVSOCK_ERR_INVALID_STATE`). `name`
+// is matched ASCII case-insensitively; the first match wins. `EVSOCK_OK`
+// with `*value`/`*len` (raw bytes, not NUL-terminated), or `EVSOCK_EMPTY`
+// (NULL, 0) if absent. The value lives as long as the output's pointers.
+//
+// # Safety
+// `hub` NULL or live; `name` NULL (an error) or NUL-terminated; `value` and
+// `len` NULL (an error) or writable.
+evsock_status evsock_hub_request_header(struct evsock_hub *hub,
+                                        const char *name,
+                                        const uint8_t **value,
+                                        size_t *len);
+
+// The `index`-th subprotocol the client offered in the pending UPGRADE
+// (same rules as `evsock_hub_request_header`): `EVSOCK_OK` with a
+// NUL-terminated `*name`, or `EVSOCK_EMPTY` (NULL) past the end.
+//
+// # Safety
+// `hub` NULL or live; `name` NULL (an error) or writable.
+evsock_status evsock_hub_request_subprotocol(struct evsock_hub *hub,
+                                             size_t index,
+                                             const char **name);
+
+// Accepts the upgrade request of connection `conn_id` (its UPGRADE event,
+// polled or not) for `user` (1 to 128 bytes of UTF-8 without control
+// characters; copied). The 101 response is queued; the client's session
+// follows (CLIENT_CONNECTED once its hello arrives). `subprotocol`: NULL
+// keeps the config's choice, "" selects none, anything else is sent as
+// given. `headers` (NULL when `headers_len` is 0) are extra response
+// headers; all strings are copied. Errors: `EVSOCK_ERR_UNKNOWN_CONNECTION`,
+// `_INVALID_STATE` (no upgrade waiting for a decision, e.g. accepted
+// twice), `_BAD_USER_ID`, `_TOO_MANY_CONNECTIONS` (the connection was
+// rejected with 429 instead; its bytes and CLOSE follow).
+//
+// # Safety
+// `hub` NULL or live; `user` NULL (an error) or NUL-terminated;
+// `subprotocol` NULL or NUL-terminated; `headers` NULL or `headers_len`
+// readable entries with NUL-terminated strings.
+evsock_status evsock_hub_accept(struct evsock_hub *hub,
+                                uint64_t conn_id,
+                                uint64_t now_ms,
+                                const char *user,
+                                const char *subprotocol,
+                                const struct evsock_header *headers,
+                                size_t headers_len);
+
+// Refuses the upgrade request of connection `conn_id` with an HTTP
+// response of `status` (200-599, except 101), a text/plain `body` of
+// `body_len` bytes (NULL when 0) and optional extra `headers`; all copied.
+// The response bytes and a CLOSE follow in the output. Errors as for
+// `evsock_hub_accept`, and `EVSOCK_ERR_INVALID_ARGUMENT` for the status.
+//
+// # Safety
+// `hub` NULL or live; `headers` NULL or `headers_len` readable entries;
+// `body` NULL or `body_len` readable bytes.
+evsock_status evsock_hub_reject(struct evsock_hub *hub,
+                                uint64_t conn_id,
+                                uint64_t now_ms,
+                                uint16_t status,
+                                const struct evsock_header *headers,
+                                size_t headers_len,
+                                const uint8_t *body,
+                                size_t body_len);
+
+// Puts client `client_id` in `room` (1 to 128 bytes of printable ASCII
+// without spaces), after asking the room policy. `*joined` (if not NULL)
+// is true when it joined, false when it was already a member. PRESENCE
+// events may follow. Errors: `EVSOCK_ERR_UNKNOWN_CLIENT`, `_BAD_ROOM`,
+// `_FORBIDDEN`, `_TOO_MANY_ROOMS`.
+//
+// # Safety
+// `hub` NULL or live; `room` NULL (an error) or NUL-terminated; `joined`
+// NULL or writable.
+evsock_status evsock_hub_join_room(struct evsock_hub *hub,
+                                   uint64_t client_id,
+                                   uint64_t now_ms,
+                                   const char *room,
+                                   bool *joined);
+
+// Takes client `client_id` out of `room`. `*left` (if not NULL) is false
+// when it was not a member. Errors: `EVSOCK_ERR_UNKNOWN_CLIENT`.
+//
+// # Safety
+// As for `evsock_hub_join_room`.
+evsock_status evsock_hub_leave_room(struct evsock_hub *hub,
+                                    uint64_t client_id,
+                                    uint64_t now_ms,
+                                    const char *room,
+                                    bool *left);
+
+// Sends event `name` with `data` (one encoded JSON value of `len` bytes,
+// or empty; MessagePack clients get it transcoded; both copied) to client
+// `client_id`, delivered as `delivery` (an `evsock_delivery`; `latest_key`
+// is used only by `EVSOCK_DELIVERY_LATEST`). A reliable message to a
+// disconnected client waits for its resume. Errors:
+// `EVSOCK_ERR_UNKNOWN_CLIENT`, `_BAD_EVENT_ID`, `_RESERVED_EVENT`,
+// `_INVALID_DATA`, `_TOO_LARGE`, `_NOT_CONNECTED` (volatile to a client
+// that is away), `_INVALID_ARGUMENT` (delivery).
+//
+// # Safety
+// `hub` NULL or live; `name` NULL (an error) or NUL-terminated; `data`
+// NULL (only with `len` 0) or `len` readable bytes.
+evsock_status evsock_hub_send_to_client(struct evsock_hub *hub,
+                                        uint64_t client_id,
+                                        uint64_t now_ms,
+                                        const char *name,
+                                        const uint8_t *data,
+                                        size_t len,
+                                        uint32_t delivery,
+                                        uint64_t latest_key);
+
+// Sends to every client of `user` (all its tabs), on every node. `*count`
+// (if not NULL) receives how many local clients it was handed to (0 is not
+// an error). Arguments and errors as for `evsock_hub_send_to_client`, plus
+// `EVSOCK_ERR_BAD_USER_ID`.
+//
+// # Safety
+// As for `evsock_hub_send_to_client`; `user` NULL (an error) or
+// NUL-terminated; `count` NULL or writable.
+evsock_status evsock_hub_send_to_user(struct evsock_hub *hub,
+                                      const char *user,
+                                      uint64_t now_ms,
+                                      const char *name,
+                                      const uint8_t *data,
+                                      size_t len,
+                                      uint32_t delivery,
+                                      uint64_t latest_key,
+                                      size_t *count);
+
+// Sends to every member of `room`, on every node (each member gets it
+// once). `*count` as for `evsock_hub_send_to_user`. Arguments and errors
+// as for `evsock_hub_send_to_client`, plus `EVSOCK_ERR_BAD_ROOM`.
+//
+// # Safety
+// As for `evsock_hub_send_to_user`, with `room` for `user`.
+evsock_status evsock_hub_broadcast_room(struct evsock_hub *hub,
+                                        const char *room,
+                                        uint64_t now_ms,
+                                        const char *name,
+                                        const uint8_t *data,
+                                        size_t len,
+                                        uint32_t delivery,
+                                        uint64_t latest_key,
+                                        size_t *count);
+
+// Sends to every client, on every node. `*count` as for
+// `evsock_hub_send_to_user`. Arguments and errors as for
+// `evsock_hub_send_to_client`.
+//
+// # Safety
+// As for `evsock_hub_send_to_client`; `count` NULL or writable.
+evsock_status evsock_hub_broadcast_all(struct evsock_hub *hub,
+                                       uint64_t now_ms,
+                                       const char *name,
+                                       const uint8_t *data,
+                                       size_t len,
+                                       uint32_t delivery,
+                                       uint64_t latest_key,
+                                       size_t *count);
+
+// Answers request `req` of client `client_id` (from a REQUEST event) with
+// `data` (one encoded JSON value of `len` bytes, or empty; copied).
+// Errors: `EVSOCK_ERR_UNKNOWN_CLIENT`, `_UNKNOWN_REQUEST` (already
+// answered, never asked, or the requester stopped waiting), `_INVALID_DATA`.
+//
+// # Safety
+// `hub` NULL or live; `data` NULL (only with `len` 0) or `len` readable
+// bytes.
+evsock_status evsock_hub_reply(struct evsock_hub *hub,
+                               uint64_t client_id,
+                               uint64_t now_ms,
+                               uint64_t req,
+                               const uint8_t *data,
+                               size_t len);
+
+// Answers request `req` with an error: the requester's request fails with
+// code "remote" and this data. As `evsock_hub_reply`.
+//
+// # Safety
+// As for `evsock_hub_reply`.
+evsock_status evsock_hub_reply_error(struct evsock_hub *hub,
+                                     uint64_t client_id,
+                                     uint64_t now_ms,
+                                     uint64_t req,
+                                     const uint8_t *data,
+                                     size_t len);
+
+// Closes connection `conn_id` (a kick) with `code` (1000-1003, 1007-1014 or
+// 3000-4999) and a UTF-8 `reason` of at most 123 bytes (NULL when
+// `reason_len` is 0; copied). Its client stays resumable; use
+// `evsock_hub_close_client` to end the session too. Errors:
+// `EVSOCK_ERR_UNKNOWN_CONNECTION`, `_INVALID_ARGUMENT` (reason not UTF-8),
+// `_INVALID_STATE` (code or reason not sendable).
+//
+// # Safety
+// `hub` NULL or live; `reason` NULL (only with `reason_len` 0) or
+// `reason_len` readable bytes.
+evsock_status evsock_hub_close_connection(struct evsock_hub *hub,
+                                          uint64_t conn_id,
+                                          uint64_t now_ms,
+                                          uint16_t code,
+                                          const char *reason,
+                                          size_t reason_len);
+
+// Ends client `client_id`'s session for good: it is told so, its
+// connection closes, and CLIENT_GONE follows. `EVSOCK_ERR_UNKNOWN_CLIENT`.
+//
+// # Safety
+// `hub` NULL or live.
+evsock_status evsock_hub_close_client(struct evsock_hub *hub, uint64_t client_id, uint64_t now_ms);
+
+// Fills `*stats` with the hub's counters.
+//
+// # Safety
+// `hub` NULL or live; `stats` NULL (an error) or writable.
+evsock_status evsock_hub_get_stats(struct evsock_hub *hub, struct evsock_hub_stats *stats);
+
+// `*online` receives whether `user` is online here (a client connected,
+// or within the offline grace).
+//
+// # Safety
+// `hub` NULL or live; `user` NULL (an error) or NUL-terminated; `online`
+// NULL (an error) or writable.
+evsock_status evsock_hub_is_online(struct evsock_hub *hub, const char *user, bool *online);
+
+// `*connected` receives whether client `client_id`'s session is
+// established on a connection now (false while it is away).
+// `EVSOCK_ERR_UNKNOWN_CLIENT` for a dead id.
+//
+// # Safety
+// `hub` NULL or live; `connected` NULL (an error) or writable.
+evsock_status evsock_hub_is_connected(struct evsock_hub *hub, uint64_t client_id, bool *connected);
+
+// The local member clients of `room`: see `evsock_hub_user_clients` for
+// `ids`, `cap` and `*count`. An unknown (or invalid) room has none.
+//
+// # Safety
+// `hub` NULL or live; `room` NULL (an error) or NUL-terminated; `ids` NULL
+// (only with `cap` 0) or `cap` writable ids; `count` NULL (an error) or
+// writable.
+evsock_status evsock_hub_room_clients(struct evsock_hub *hub,
+                                      const char *room,
+                                      uint64_t *ids,
+                                      size_t cap,
+                                      size_t *count);
+
+// The clients of `user` on this node: up to `cap` ids are copied into
+// `ids` (NULL when `cap` is 0) and `*count` receives how many there are in
+// all (more than `cap`: call again with a larger array).
+//
+// # Safety
+// As for `evsock_hub_room_clients`, with `user` for `room`.
+evsock_status evsock_hub_user_clients(struct evsock_hub *hub,
+                                      const char *user,
+                                      uint64_t *ids,
+                                      size_t cap,
+                                      size_t *count);
+
+// The users present in `room` (online here with a member client, or
+// reported present by another node), sorted: `*users` receives an array of
+// `*count` NUL-terminated strings. The array and strings belong to the hub
+// and stay valid until the next `evsock_hub_room_users`,
+// `evsock_hub_client_rooms` or `evsock_hub_client_user` call on this hub,
+// or its free.
+//
+// # Safety
+// `hub` NULL or live; `room` NULL (an error) or NUL-terminated; `users` and
+// `count` NULL (an error) or writable.
+evsock_status evsock_hub_room_users(struct evsock_hub *hub,
+                                    const char *room,
+                                    const char *const **users,
+                                    size_t *count);
+
+// The rooms client `client_id` is in: `*rooms` and `*count` as for
+// `evsock_hub_room_users` (same lifetime). `EVSOCK_ERR_UNKNOWN_CLIENT`.
+//
+// # Safety
+// `hub` NULL or live; `rooms` and `count` NULL (an error) or writable.
+evsock_status evsock_hub_client_rooms(struct evsock_hub *hub,
+                                      uint64_t client_id,
+                                      const char *const **rooms,
+                                      size_t *count);
+
+// The user client `client_id` belongs to: `*user` receives a
+// NUL-terminated string with the lifetime described at
+// `evsock_hub_room_users`. `EVSOCK_ERR_UNKNOWN_CLIENT`.
+//
+// # Safety
+// `hub` NULL or live; `user` NULL (an error) or writable.
+evsock_status evsock_hub_client_user(struct evsock_hub *hub, uint64_t client_id, const char **user);
+
+#if defined(EVSOCK_TESTING)
+// TESTING BUILDS ONLY (cargo feature `testing`): panics inside a call on
+// `hub`, to prove that panics are caught at the boundary. Returns
+// `EVSOCK_ERR_PANIC` and leaves the hub poisoned (only `evsock_hub_free`
+// works on it afterwards).
+//
+// # Safety
+// `hub` NULL or live.
+evsock_status evsock_testing_hub_panic(struct evsock_hub *hub);
 #endif
 
 // Creates a client session; it sends its hello once a transport

@@ -4,11 +4,12 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
+use evsock::hub::{Config as HubConfig, SlowPolicy, MAX_NODE_ID_LEN};
 use evsock::session::{Config as SessionConfig, Format};
 use evsock::ws::{Config, DeflateConfig, OriginPolicy};
 
 use crate::status::{evsock_status, guard, Fail, FfiResult};
-use crate::util::{c_str_arg, is_token};
+use crate::util::{c_str_arg, is_token, opt_c_str_arg};
 
 /// Opaque connection settings. Create with `evsock_config_new` (or
 /// `evsock_config_new_without_timers`), change with `evsock_config_set` and
@@ -26,6 +27,20 @@ pub(crate) struct ConfigHandle {
     pub(crate) cfg: Arc<Config>,
     /// Settings of sessions created from this config.
     pub(crate) session: SessionConfig,
+    /// Settings of hubs created from this config (its `ws` and `session`
+    /// fields are unused: a hub takes `cfg` and `session` above).
+    pub(crate) hub: HubConfig,
+}
+
+impl ConfigHandle {
+    /// The hub configuration this handle describes.
+    pub(crate) fn hub_config(&self) -> HubConfig {
+        HubConfig {
+            ws: (*self.cfg).clone(),
+            session: self.session.clone(),
+            ..self.hub.clone()
+        }
+    }
 }
 
 /// Keys for `evsock_config_set` / `evsock_config_get`.
@@ -33,8 +48,9 @@ pub(crate) struct ConfigHandle {
 /// Sizes are in bytes and must be at least 1. Timers are milliseconds of the
 /// host's clock, and 0 turns a timer off. Flags are 0 or 1. Options 1-21
 /// apply to WebSocket connections (`evsock_conn_*`), options from 100 to
-/// sessions (`evsock_session_*`); `evsock_config_new_without_timers` turns
-/// off the connection timers only.
+/// sessions (`evsock_session_*`), options from 200 to hubs (`evsock_hub_*`,
+/// which also use the connection and session options);
+/// `evsock_config_new_without_timers` turns off the connection timers only.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum evsock_option {
@@ -134,13 +150,76 @@ pub enum evsock_option {
     EVSOCK_OPT_SESSION_BACKOFF_BASE_MS = 116,
     /// Sessions (client): largest reconnect delay cap. Default 30000.
     EVSOCK_OPT_SESSION_BACKOFF_MAX_MS = 117,
+    /// Hubs: most connections at once; beyond it `evsock_hub_new_connection`
+    /// refuses with `EVSOCK_ERR_REFUSED`. Default 1000000.
+    EVSOCK_OPT_HUB_MAX_CONNECTIONS = 200,
+    /// Hubs: new connections admitted per second (token bucket); 0 is
+    /// unlimited. At most 4294967295. Default 2000.
+    EVSOCK_OPT_HUB_ADMISSION_RATE = 201,
+    /// Hubs: burst of new connections above the rate, 1-4000000. Default
+    /// 10000.
+    EVSOCK_OPT_HUB_ADMISSION_BURST = 202,
+    /// Hubs: the Retry-After (seconds) of a refused connection. At most
+    /// 4294967295. Default 5.
+    EVSOCK_OPT_HUB_RETRY_AFTER_SECS = 203,
+    /// Hubs: most live connections of one user (HTTP 429 beyond it).
+    /// Default 32.
+    EVSOCK_OPT_HUB_MAX_CONNECTIONS_PER_USER = 204,
+    /// Hubs: most sessions, connected or waiting for a resume. Default
+    /// 2000000.
+    EVSOCK_OPT_HUB_MAX_SESSIONS = 205,
+    /// Hubs: incoming messages per second per connection; 0 is unlimited.
+    /// At most 4294967295. Default 100.
+    EVSOCK_OPT_HUB_MESSAGE_RATE = 206,
+    /// Hubs: burst of incoming messages above the rate, 1-4000000. Default
+    /// 200.
+    EVSOCK_OPT_HUB_MESSAGE_BURST = 207,
+    /// Hubs: bytes handed to the host and not yet reported written
+    /// (`evsock_hub_handle_written`) per connection before the hub holds
+    /// frames back. Default 256 KiB.
+    EVSOCK_OPT_HUB_SEND_WINDOW_BYTES = 208,
+    /// Hubs: bytes a connection's queue may hold beyond the window.
+    /// Default 1 MiB.
+    EVSOCK_OPT_HUB_MAX_QUEUED_BYTES = 209,
+    /// Hubs: what a full queue does, an `evsock_slow_policy`. Default
+    /// `EVSOCK_SLOW_DROP_OLDEST`.
+    EVSOCK_OPT_HUB_SLOW_POLICY = 210,
+    /// Hubs: how long a user stays online after its last client dropped.
+    /// Default 5000.
+    EVSOCK_OPT_HUB_OFFLINE_GRACE_MS = 211,
+    /// Hubs: most rooms one client may be in. Default 64.
+    EVSOCK_OPT_HUB_MAX_ROOMS_PER_CLIENT = 212,
+    /// Hubs: how often a node announces itself on the bus (a node not heard
+    /// from for three periods has its presence retired), at least 1.
+    /// Default 5000.
+    EVSOCK_OPT_HUB_HEARTBEAT_MS = 213,
+    /// Hubs, string (`evsock_config_set_string`): this node's id in a
+    /// cluster, 1 to 64 bytes of printable ASCII without spaces; NULL (the
+    /// default) for a single node, which publishes nothing.
+    EVSOCK_OPT_HUB_NODE_ID = 250,
+    /// Hubs, string (`evsock_config_set_string`): prefix of the pub/sub
+    /// channel names, 1 to 64 bytes of printable ASCII without spaces.
+    /// Default "evsock".
+    EVSOCK_OPT_HUB_CHANNEL_PREFIX = 251,
+}
+
+/// What a hub does with a slow consumer's overflowing queue
+/// (`EVSOCK_OPT_HUB_SLOW_POLICY`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum evsock_slow_policy {
+    /// Cut the connection at once (close code 4013).
+    EVSOCK_SLOW_DISCONNECT = 0,
+    /// Drop the oldest volatile frames; cut the connection only if the
+    /// session's own frames overflow the queue.
+    EVSOCK_SLOW_DROP_OLDEST = 1,
 }
 
 use evsock_option::*;
 
 impl evsock_option {
     fn from_u32(v: u32) -> Option<evsock_option> {
-        const ALL: [evsock_option; 39] = [
+        const ALL: [evsock_option; 55] = [
             EVSOCK_OPT_MAX_FRAME_SIZE,
             EVSOCK_OPT_MAX_MESSAGE_SIZE,
             EVSOCK_OPT_MAX_FRAGMENTS,
@@ -180,6 +259,22 @@ impl evsock_option {
             EVSOCK_OPT_SESSION_BATCH_MAX_BYTES,
             EVSOCK_OPT_SESSION_BACKOFF_BASE_MS,
             EVSOCK_OPT_SESSION_BACKOFF_MAX_MS,
+            EVSOCK_OPT_HUB_MAX_CONNECTIONS,
+            EVSOCK_OPT_HUB_ADMISSION_RATE,
+            EVSOCK_OPT_HUB_ADMISSION_BURST,
+            EVSOCK_OPT_HUB_RETRY_AFTER_SECS,
+            EVSOCK_OPT_HUB_MAX_CONNECTIONS_PER_USER,
+            EVSOCK_OPT_HUB_MAX_SESSIONS,
+            EVSOCK_OPT_HUB_MESSAGE_RATE,
+            EVSOCK_OPT_HUB_MESSAGE_BURST,
+            EVSOCK_OPT_HUB_SEND_WINDOW_BYTES,
+            EVSOCK_OPT_HUB_MAX_QUEUED_BYTES,
+            EVSOCK_OPT_HUB_SLOW_POLICY,
+            EVSOCK_OPT_HUB_OFFLINE_GRACE_MS,
+            EVSOCK_OPT_HUB_MAX_ROOMS_PER_CLIENT,
+            EVSOCK_OPT_HUB_HEARTBEAT_MS,
+            EVSOCK_OPT_HUB_NODE_ID,
+            EVSOCK_OPT_HUB_CHANNEL_PREFIX,
         ];
         ALL.iter().copied().find(|o| *o as u32 == v)
     }
@@ -217,13 +312,24 @@ unsafe fn config_mut<'a>(ptr: *mut evsock_config) -> Result<&'a mut ConfigHandle
 }
 
 fn new_handle(cfg: Config, out: *mut *mut evsock_config) -> FfiResult {
+    let hub = HubConfig::default();
+    new_handle_with(cfg, hub.session.clone(), hub, out)
+}
+
+fn new_handle_with(
+    cfg: Config,
+    session: SessionConfig,
+    hub: HubConfig,
+    out: *mut *mut evsock_config,
+) -> FfiResult {
     if out.is_null() {
         return Err(Fail::null("out"));
     }
     let h = Box::new(ConfigHandle {
         magic: CONFIG_MAGIC,
         cfg: Arc::new(cfg),
-        session: SessionConfig::default(),
+        session,
+        hub,
     });
     // SAFETY: `out` is non-NULL and the caller promises it is writable.
     unsafe { out.write(Box::into_raw(h).cast()) };
@@ -254,6 +360,23 @@ pub unsafe extern "C" fn evsock_config_new_without_timers(
     out: *mut *mut evsock_config,
 ) -> evsock_status {
     guard(|| new_handle(Config::without_timers(), out))
+}
+
+/// Creates a config with the defaults of a hub (`evsock_hub_new`): the
+/// hub options at their defaults, and connection settings suited to many
+/// browser tabs: WebSocket pings off (sessions ping), no idle buffers
+/// (`EVSOCK_OPT_BUFFER_RETAIN` 0), frames and messages capped at the
+/// session's 1 MiB, at most 1024 fragments. Ownership as for
+/// `evsock_config_new`.
+///
+/// # Safety
+/// As for `evsock_config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_new_hub(out: *mut *mut evsock_config) -> evsock_status {
+    guard(|| {
+        let hub = HubConfig::default();
+        new_handle_with(hub.ws.clone(), hub.session.clone(), hub, out)
+    })
 }
 
 /// Frees a config. NULL is ignored. Connections created from it keep their
@@ -308,6 +431,29 @@ fn ranged(v: u64, lo: u64, hi: u64, what: &str) -> Result<u64, Fail> {
     } else {
         Err(Fail::arg(format!("{what} must be {lo}-{hi}, not {v}")))
     }
+}
+
+fn rate(v: u64) -> Result<u32, Fail> {
+    u32::try_from(v).map_err(|_| Fail::arg(format!("{v} does not fit in 32 bits")))
+}
+
+fn burst(v: u64) -> Result<u32, Fail> {
+    Ok(ranged(v, 1, 4_000_000, "burst")? as u32)
+}
+
+fn string_option() -> Fail {
+    Fail::arg("this option is a string: use evsock_config_set_string")
+}
+
+/// 1 to 64 bytes of printable ASCII without spaces (node ids and channel
+/// prefixes end up in channel names and log lines).
+fn check_name(v: &str, what: &str) -> Result<(), Fail> {
+    if v.is_empty() || v.len() > MAX_NODE_ID_LEN || !v.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
+        return Err(Fail::arg(format!(
+            "{what} must be 1 to {MAX_NODE_ID_LEN} bytes of printable ASCII without spaces"
+        )));
+    }
+    Ok(())
 }
 
 fn timer(v: u64) -> Option<u64> {
@@ -433,6 +579,35 @@ pub unsafe extern "C" fn evsock_config_set(
             EVSOCK_OPT_SESSION_BATCH_MAX_BYTES => sc.batch_max_bytes = size(value)?,
             EVSOCK_OPT_SESSION_BACKOFF_BASE_MS => sc.backoff_base_ms = value,
             EVSOCK_OPT_SESSION_BACKOFF_MAX_MS => sc.backoff_max_ms = value,
+            EVSOCK_OPT_HUB_MAX_CONNECTIONS => h.hub.max_connections = size(value)?,
+            EVSOCK_OPT_HUB_ADMISSION_RATE => h.hub.admission_rate = rate(value)?,
+            EVSOCK_OPT_HUB_ADMISSION_BURST => h.hub.admission_burst = burst(value)?,
+            EVSOCK_OPT_HUB_RETRY_AFTER_SECS => h.hub.retry_after_secs = rate(value)?,
+            EVSOCK_OPT_HUB_MAX_CONNECTIONS_PER_USER => {
+                h.hub.max_connections_per_user = size(value)?
+            }
+            EVSOCK_OPT_HUB_MAX_SESSIONS => h.hub.max_sessions = size(value)?,
+            EVSOCK_OPT_HUB_MESSAGE_RATE => h.hub.message_rate = rate(value)?,
+            EVSOCK_OPT_HUB_MESSAGE_BURST => h.hub.message_burst = burst(value)?,
+            EVSOCK_OPT_HUB_SEND_WINDOW_BYTES => h.hub.send_window_bytes = size(value)?,
+            EVSOCK_OPT_HUB_MAX_QUEUED_BYTES => h.hub.max_queued_bytes = size(value)?,
+            EVSOCK_OPT_HUB_SLOW_POLICY => {
+                h.hub.slow_policy = match value {
+                    0 => SlowPolicy::Disconnect,
+                    1 => SlowPolicy::DropOldest,
+                    _ => {
+                        return Err(Fail::arg(
+                            "slow policy must be EVSOCK_SLOW_DISCONNECT or _DROP_OLDEST",
+                        ))
+                    }
+                }
+            }
+            EVSOCK_OPT_HUB_OFFLINE_GRACE_MS => h.hub.offline_grace_ms = value,
+            EVSOCK_OPT_HUB_MAX_ROOMS_PER_CLIENT => h.hub.max_rooms_per_client = size(value)?,
+            EVSOCK_OPT_HUB_HEARTBEAT_MS => {
+                h.hub.heartbeat_ms = ranged(value, 1, u64::MAX, "heartbeat")?
+            }
+            EVSOCK_OPT_HUB_NODE_ID | EVSOCK_OPT_HUB_CHANNEL_PREFIX => return Err(string_option()),
         }
         Ok(evsock_status::EVSOCK_OK)
     })
@@ -462,6 +637,7 @@ pub unsafe extern "C" fn evsock_config_get(
             .ok_or_else(|| Fail::arg(format!("unknown option {option}")))?;
         let c = &*h.cfg;
         let sc = &h.session;
+        let hc = &h.hub;
         let ms = |t: Option<u64>| t.unwrap_or(0);
         let v = match opt {
             EVSOCK_OPT_MAX_FRAME_SIZE => c.max_frame_size as u64,
@@ -517,9 +693,69 @@ pub unsafe extern "C" fn evsock_config_get(
             EVSOCK_OPT_SESSION_BATCH_MAX_BYTES => sc.batch_max_bytes as u64,
             EVSOCK_OPT_SESSION_BACKOFF_BASE_MS => sc.backoff_base_ms,
             EVSOCK_OPT_SESSION_BACKOFF_MAX_MS => sc.backoff_max_ms,
+            EVSOCK_OPT_HUB_MAX_CONNECTIONS => hc.max_connections as u64,
+            EVSOCK_OPT_HUB_ADMISSION_RATE => u64::from(hc.admission_rate),
+            EVSOCK_OPT_HUB_ADMISSION_BURST => u64::from(hc.admission_burst),
+            EVSOCK_OPT_HUB_RETRY_AFTER_SECS => u64::from(hc.retry_after_secs),
+            EVSOCK_OPT_HUB_MAX_CONNECTIONS_PER_USER => hc.max_connections_per_user as u64,
+            EVSOCK_OPT_HUB_MAX_SESSIONS => hc.max_sessions as u64,
+            EVSOCK_OPT_HUB_MESSAGE_RATE => u64::from(hc.message_rate),
+            EVSOCK_OPT_HUB_MESSAGE_BURST => u64::from(hc.message_burst),
+            EVSOCK_OPT_HUB_SEND_WINDOW_BYTES => hc.send_window_bytes as u64,
+            EVSOCK_OPT_HUB_MAX_QUEUED_BYTES => hc.max_queued_bytes as u64,
+            EVSOCK_OPT_HUB_SLOW_POLICY => match hc.slow_policy {
+                SlowPolicy::Disconnect => 0,
+                SlowPolicy::DropOldest => 1,
+            },
+            EVSOCK_OPT_HUB_OFFLINE_GRACE_MS => hc.offline_grace_ms,
+            EVSOCK_OPT_HUB_MAX_ROOMS_PER_CLIENT => hc.max_rooms_per_client as u64,
+            EVSOCK_OPT_HUB_HEARTBEAT_MS => hc.heartbeat_ms,
+            EVSOCK_OPT_HUB_NODE_ID | EVSOCK_OPT_HUB_CHANNEL_PREFIX => return Err(string_option()),
         };
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { value.write(v) };
+        Ok(evsock_status::EVSOCK_OK)
+    })
+}
+
+/// Sets a string option: `EVSOCK_OPT_HUB_NODE_ID` (NULL clears it: a
+/// single node) or `EVSOCK_OPT_HUB_CHANNEL_PREFIX` (NULL restores
+/// "evsock"). `value` is copied. `EVSOCK_ERR_INVALID_ARGUMENT` for another
+/// option or a value out of its rules.
+///
+/// # Safety
+/// `cfg` as for `evsock_config_set`; `value` NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_config_set_string(
+    cfg: *mut evsock_config,
+    option: u32,
+    value: *const c_char,
+) -> evsock_status {
+    guard(|| {
+        // SAFETY: forwarded from this function's contract.
+        let h = unsafe { config_mut(cfg)? };
+        // SAFETY: forwarded from this function's contract.
+        let value = unsafe { opt_c_str_arg(value, "value")? };
+        match evsock_option::from_u32(option) {
+            Some(EVSOCK_OPT_HUB_NODE_ID) => {
+                if let Some(v) = value {
+                    check_name(v, "node id")?;
+                }
+                h.hub.node_id = value.map(str::to_owned);
+            }
+            Some(EVSOCK_OPT_HUB_CHANNEL_PREFIX) => {
+                let v = value.unwrap_or("evsock");
+                check_name(v, "channel prefix")?;
+                h.hub.channel_prefix = v.to_owned();
+            }
+            Some(_) => {
+                return Err(Fail::arg(format!(
+                    "option {option} is a number: use evsock_config_set"
+                )))
+            }
+            None => return Err(Fail::arg(format!("unknown option {option}"))),
+        }
         Ok(evsock_status::EVSOCK_OK)
     })
 }

@@ -15,7 +15,7 @@ use crate::event::{data_ptr, evsock_event, Held};
 use crate::handle::{free_handle, with_handle, Handle};
 use crate::rng::{evsock_fill_fn, CallbackRng, OsRng};
 use crate::status::{evsock_status, guard, Fail, FfiResult};
-use crate::util::{array_arg, bytes_arg, c_str_arg, check_header, is_token, opt_c_str_arg};
+use crate::util::{array_arg, bytes_arg, c_str_arg, headers_arg, is_token, opt_c_str_arg};
 
 use evsock_status::{EVSOCK_EMPTY, EVSOCK_OK};
 
@@ -137,26 +137,6 @@ unsafe fn config_arg(cfg: *const evsock_config) -> Result<Arc<Config>, Fail> {
     }
     // SAFETY: forwarded from the caller's contract.
     Ok(unsafe { config_ref(cfg)? }.cfg.clone())
-}
-
-/// Reads `n` header structs into owned pairs, checking each one.
-///
-/// # Safety
-/// `p` is NULL or points at `n` `evsock_header`s whose strings are
-/// NUL-terminated.
-unsafe fn headers_arg(p: *const evsock_header, n: usize) -> Result<Vec<(String, String)>, Fail> {
-    // SAFETY: forwarded from the caller's contract.
-    let hs = unsafe { array_arg(p, n, "headers")? };
-    let mut out = Vec::with_capacity(hs.len());
-    for h in hs {
-        // SAFETY: forwarded from the caller's contract.
-        let name = unsafe { c_str_arg(h.name, "header name")? };
-        // SAFETY: forwarded from the caller's contract.
-        let value = unsafe { c_str_arg(h.value, "header value")? };
-        check_header(name, value)?;
-        out.push((name.to_string(), value.to_string()));
-    }
-    Ok(out)
 }
 
 /// Creates a server connection waiting for a client's upgrade request.

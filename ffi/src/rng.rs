@@ -53,3 +53,11 @@ impl Rng for CallbackRng {
         unsafe { (self.fill)(self.user, dest.as_mut_ptr(), dest.len()) }
     }
 }
+
+/// The host's callback, or the OS generator for NULL.
+pub(crate) fn rng_from(fill: evsock_fill_fn, user: *mut c_void) -> Box<dyn Rng + Send> {
+    match fill {
+        Some(fill) => Box::new(CallbackRng { fill, user }),
+        None => Box::new(OsRng),
+    }
+}

@@ -8,12 +8,11 @@ use bytes::Bytes;
 use evsock::session::{
     new_session_id, peek_hello, Format, MessageKind, Output, RequestError, Session, SessionEvent,
 };
-use evsock::Rng;
 
 use crate::config::{config_ref, evsock_config, ConfigHandle};
 use crate::event::data_ptr;
 use crate::handle::{free_handle, with_handle, Handle};
-use crate::rng::{evsock_fill_fn, CallbackRng, OsRng};
+use crate::rng::{evsock_fill_fn, rng_from};
 use crate::status::{c_string, evsock_status, guard, Fail, FfiResult};
 use crate::util::{bytes_arg, c_str_arg, opt_c_str_arg};
 
@@ -222,7 +221,7 @@ fn kind_arg(kind: u32) -> Result<MessageKind, Fail> {
     }
 }
 
-fn format_c(f: Format) -> evsock_format {
+pub(crate) fn format_c(f: Format) -> evsock_format {
     match f {
         Format::Json => evsock_format::EVSOCK_FORMAT_JSON,
         Format::MsgPack => evsock_format::EVSOCK_FORMAT_MSGPACK,
@@ -240,13 +239,6 @@ unsafe fn session_config(cfg: *const evsock_config) -> Result<evsock::session::C
     // SAFETY: forwarded from the caller's contract.
     let h: &ConfigHandle = unsafe { config_ref(cfg)? };
     Ok(h.session.clone())
-}
-
-fn rng_from(fill: evsock_fill_fn, user: *mut c_void) -> Box<dyn Rng + Send> {
-    match fill {
-        Some(fill) => Box::new(CallbackRng { fill, user }),
-        None => Box::new(OsRng),
-    }
 }
 
 fn make(s: Session, out: *mut *mut evsock_session) -> FfiResult {

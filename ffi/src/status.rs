@@ -90,6 +90,31 @@ pub enum evsock_status {
     EVSOCK_ERR_BAD_IDEMPOTENCY_KEY = -48,
     /// Session call refused: the session is closed.
     EVSOCK_ERR_CLOSED = -49,
+    /// Hub: no such connection (never existed, or already closed: its
+    /// `EVSOCK_HUB_OUTPUT_CLOSE` retired the id).
+    EVSOCK_ERR_UNKNOWN_CONNECTION = -60,
+    /// Hub: no such client (never existed, or its session ended).
+    EVSOCK_ERR_UNKNOWN_CLIENT = -61,
+    /// Hub: a user id must be 1 to 128 bytes of UTF-8 without control
+    /// characters.
+    EVSOCK_ERR_BAD_USER_ID = -62,
+    /// Hub: a room name must be 1 to 128 bytes of printable ASCII without
+    /// spaces.
+    EVSOCK_ERR_BAD_ROOM = -63,
+    /// Hub: the room policy refused the join.
+    EVSOCK_ERR_FORBIDDEN = -64,
+    /// Hub: the client is in `EVSOCK_OPT_HUB_MAX_ROOMS_PER_CLIENT` rooms
+    /// already.
+    EVSOCK_ERR_TOO_MANY_ROOMS = -65,
+    /// Hub: the user already has `EVSOCK_OPT_HUB_MAX_CONNECTIONS_PER_USER`
+    /// connections; this one was rejected with HTTP 429 (its bytes and
+    /// CLOSE follow in the output).
+    EVSOCK_ERR_TOO_MANY_CONNECTIONS = -66,
+    /// Hub: a message from the pub/sub bus was malformed; nothing changed.
+    EVSOCK_ERR_CLUSTER = -67,
+    /// Hub: the new connection was refused (connection limit or admission
+    /// rate); write the HTTP 503 response and close the socket.
+    EVSOCK_ERR_REFUSED = -68,
     /// An engine error this version of the C API has no code for; the
     /// message still says what happened.
     EVSOCK_ERR_OTHER = -99,
@@ -133,6 +158,15 @@ impl evsock_status {
             EVSOCK_ERR_UNKNOWN_REQUEST => "unknown_request\0",
             EVSOCK_ERR_BAD_IDEMPOTENCY_KEY => "bad_idempotency_key\0",
             EVSOCK_ERR_CLOSED => "closed\0",
+            EVSOCK_ERR_UNKNOWN_CONNECTION => "unknown_connection\0",
+            EVSOCK_ERR_UNKNOWN_CLIENT => "unknown_client\0",
+            EVSOCK_ERR_BAD_USER_ID => "bad_user_id\0",
+            EVSOCK_ERR_BAD_ROOM => "bad_room\0",
+            EVSOCK_ERR_FORBIDDEN => "forbidden\0",
+            EVSOCK_ERR_TOO_MANY_ROOMS => "too_many_rooms\0",
+            EVSOCK_ERR_TOO_MANY_CONNECTIONS => "too_many_connections\0",
+            EVSOCK_ERR_CLUSTER => "cluster\0",
+            EVSOCK_ERR_REFUSED => "refused\0",
             EVSOCK_ERR_OTHER => "other\0",
         }
     }
@@ -143,7 +177,7 @@ impl evsock_status {
     }
 
     /// Every status, for lookups by number.
-    pub(crate) const ALL: [evsock_status; 32] = [
+    pub(crate) const ALL: [evsock_status; 41] = [
         EVSOCK_OK,
         EVSOCK_EMPTY,
         EVSOCK_ERR_NULL_POINTER,
@@ -175,6 +209,15 @@ impl evsock_status {
         EVSOCK_ERR_UNKNOWN_REQUEST,
         EVSOCK_ERR_BAD_IDEMPOTENCY_KEY,
         EVSOCK_ERR_CLOSED,
+        EVSOCK_ERR_UNKNOWN_CONNECTION,
+        EVSOCK_ERR_UNKNOWN_CLIENT,
+        EVSOCK_ERR_BAD_USER_ID,
+        EVSOCK_ERR_BAD_ROOM,
+        EVSOCK_ERR_FORBIDDEN,
+        EVSOCK_ERR_TOO_MANY_ROOMS,
+        EVSOCK_ERR_TOO_MANY_CONNECTIONS,
+        EVSOCK_ERR_CLUSTER,
+        EVSOCK_ERR_REFUSED,
         EVSOCK_ERR_OTHER,
     ];
 
@@ -225,6 +268,29 @@ impl Fail {
 impl From<evsock::session::SendError> for Fail {
     fn from(e: evsock::session::SendError) -> Fail {
         Fail::new(evsock_status::from_send_error(&e), e)
+    }
+}
+
+impl From<evsock::hub::HubError> for Fail {
+    fn from(e: evsock::hub::HubError) -> Fail {
+        use evsock::hub::HubError as H;
+        let status = match &e {
+            H::UnknownConnection => EVSOCK_ERR_UNKNOWN_CONNECTION,
+            H::UnknownClient => EVSOCK_ERR_UNKNOWN_CLIENT,
+            H::InvalidState(_) => EVSOCK_ERR_INVALID_STATE,
+            H::BadUserId => EVSOCK_ERR_BAD_USER_ID,
+            H::BadRoom => EVSOCK_ERR_BAD_ROOM,
+            H::Forbidden => EVSOCK_ERR_FORBIDDEN,
+            H::TooManyRooms => EVSOCK_ERR_TOO_MANY_ROOMS,
+            H::TooManyConnections => EVSOCK_ERR_TOO_MANY_CONNECTIONS,
+            H::InvalidData => EVSOCK_ERR_INVALID_DATA,
+            H::Send(s) => evsock_status::from_send_error(s),
+            H::Ws(w) => evsock_status::from_engine(w),
+            H::Cluster(_) => EVSOCK_ERR_CLUSTER,
+            H::BadConfig(_) => EVSOCK_ERR_INVALID_ARGUMENT,
+            _ => EVSOCK_ERR_OTHER,
+        };
+        Fail::new(status, e)
     }
 }
 

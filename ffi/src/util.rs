@@ -2,6 +2,7 @@
 
 use std::ffi::{c_char, CStr};
 
+use crate::conn::evsock_header;
 use crate::status::Fail;
 
 /// Borrows a NUL-terminated UTF-8 string argument.
@@ -117,4 +118,27 @@ pub(crate) fn check_header(name: &str, value: &str) -> Result<(), Fail> {
         )));
     }
     Ok(())
+}
+
+/// Reads `n` header structs into owned pairs, checking each one.
+///
+/// # Safety
+/// `p` is NULL or points at `n` `evsock_header`s whose strings are
+/// NUL-terminated.
+pub(crate) unsafe fn headers_arg(
+    p: *const evsock_header,
+    n: usize,
+) -> Result<Vec<(String, String)>, Fail> {
+    // SAFETY: forwarded from the caller's contract.
+    let hs = unsafe { array_arg(p, n, "headers")? };
+    let mut out = Vec::with_capacity(hs.len());
+    for h in hs {
+        // SAFETY: forwarded from the caller's contract.
+        let name = unsafe { c_str_arg(h.name, "header name")? };
+        // SAFETY: forwarded from the caller's contract.
+        let value = unsafe { c_str_arg(h.value, "header value")? };
+        check_header(name, value)?;
+        out.push((name.to_string(), value.to_string()));
+    }
+    Ok(out)
 }
