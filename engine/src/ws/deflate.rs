@@ -12,7 +12,7 @@
 //! expands to gigabytes ends with 1009 after at most the limit is produced.
 
 use bytes::BytesMut;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use zlib_rs::{Deflate, DeflateConfig as ZConfig, DeflateFlush, Inflate, InflateFlush, Status};
 
 use super::error::{Error, HandshakeError};
 use super::utf8::Utf8Validator;
@@ -45,6 +45,20 @@ pub struct DeflateConfig {
     /// Compression level 0..=9. Default 3: realtime traffic is latency
     /// bound, and on small JSON the ratio gained past 3 is slight.
     pub level: u32,
+    /// zlib's `memLevel` for our compressor, 1..=9 (values outside are
+    /// clamped). It sizes the symbol and pending buffers, 7 x 2^(mem_level
+    /// plus 6) bytes: 112 KiB at the default 8, 896 B at 1. Lower levels
+    /// emit more, smaller deflate blocks: slightly worse ratios on large
+    /// messages, none on messages of a few KiB (see the module docs).
+    pub mem_level: u8,
+    /// Free the compressor and decompressor after every message and
+    /// create them again for the next one (default), instead of keeping
+    /// them. With context takeover only the last window of bytes
+    /// (2^window_bits, at most what was sent or received) is kept, and
+    /// the next state is primed with it as a preset dictionary. Costs a
+    /// few microseconds per compressed message; saves 50 to 430 KB per
+    /// connection that has compressed anything (see the module docs).
+    pub free_between_messages: bool,
 }
 
 impl Default for DeflateConfig {
@@ -56,6 +70,8 @@ impl Default for DeflateConfig {
             client_max_window_bits: 15,
             threshold: 256,
             level: 3,
+            mem_level: 8,
+            free_between_messages: true,
         }
     }
 }
@@ -262,12 +278,93 @@ pub fn accept(value: &str, cfg: &DeflateConfig) -> Result<DeflateParams, Handsha
     })
 }
 
+/// The two halves of one connection's compression, for our `role`
+/// (`server`: true if we are the server) under the agreed parameters,
+/// with the memory settings of `cfg`.
+pub fn halves(p: &DeflateParams, server: bool, cfg: &DeflateConfig) -> (Inflater, Deflater) {
+    let (send_bits, send_nct, recv_bits, recv_nct) = if server {
+        (
+            p.server_max_window_bits,
+            p.server_no_context_takeover,
+            p.client_max_window_bits,
+            p.client_no_context_takeover,
+        )
+    } else {
+        (
+            p.client_max_window_bits,
+            p.client_no_context_takeover,
+            p.server_max_window_bits,
+            p.server_no_context_takeover,
+        )
+    };
+    let free = cfg.free_between_messages;
+    (
+        Inflater::with_options(recv_bits, recv_nct, free),
+        Deflater::with_options(send_bits, cfg.level, send_nct, cfg.mem_level, free),
+    )
+}
+
+/// The bytes a sender strips from the end of every compressed message
+/// (the empty stored block of a sync flush).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+
+/// Keeps the last `window` bytes seen in one direction, so that a freed
+/// zlib state can be re-created primed with them (context takeover
+/// without keeping zlib's own buffers).
+#[derive(Debug, Default)]
+struct History {
+    bytes: Vec<u8>,
+}
+
+impl History {
+    fn push(&mut self, data: &[u8], window: usize) {
+        if data.len() >= window {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&data[data.len() - window..]);
+            return;
+        }
+        // Let it grow to two windows before moving the tail down, so that
+        // many small pieces cost amortized O(1) each.
+        if self.bytes.len() + data.len() > 2 * window {
+            let keep = window - data.len();
+            let cut = self.bytes.len() - keep;
+            self.bytes.drain(..cut);
+        }
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// The last `window` bytes, with the allocation trimmed to them.
+    fn settle(&mut self, window: usize) -> &[u8] {
+        if self.bytes.len() > window {
+            let cut = self.bytes.len() - window;
+            self.bytes.drain(..cut);
+        }
+        if self.bytes.capacity() > self.bytes.len() + self.bytes.len() / 4 + 64 {
+            self.bytes.shrink_to_fit();
+        }
+        &self.bytes
+    }
+
+    fn clear(&mut self) {
+        self.bytes = Vec::new();
+    }
+}
+
+fn window_bits(bits: u8) -> u8 {
+    bits.clamp(9, 15)
+}
+
 /// The receiving half: inflates messages, bounded and UTF-8-checked as the
 /// bytes come out.
 pub struct Inflater {
     window_bits: u8,
-    reset_after_message: bool,
-    state: Option<Decompress>,
+    /// The peer starts every message afresh (its no_context_takeover).
+    no_context: bool,
+    /// Drop the zlib state after every message.
+    free: bool,
+    state: Option<Inflate>,
+    /// With `free` and context takeover: what the peer may still refer to.
+    history: History,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -275,6 +372,7 @@ impl std::fmt::Debug for Inflater {
         f.debug_struct("Inflater")
             .field("window_bits", &self.window_bits)
             .field("allocated", &self.state.is_some())
+            .field("history", &self.history.bytes.len())
             .finish()
     }
 }
@@ -285,14 +383,45 @@ const INFLATE_STEP: usize = 64 * 1024;
 
 impl Inflater {
     /// An inflater for a peer compressing with `window_bits`; when
-    /// `reset_after_message`, the peer keeps no context between messages
-    /// and our state is reset (freeing nothing, but keeping it clean).
+    /// `reset_after_message`, the peer keeps no context between messages.
+    /// The zlib state is freed between messages (the default
+    /// [`DeflateConfig::free_between_messages`]).
     pub fn new(window_bits: u8, reset_after_message: bool) -> Inflater {
+        Inflater::with_options(window_bits, reset_after_message, true)
+    }
+
+    /// [`Inflater::new`], choosing whether the zlib state is freed after
+    /// every message (`free`) or kept for the next one.
+    pub fn with_options(window_bits: u8, reset_after_message: bool, free: bool) -> Inflater {
         Inflater {
-            window_bits,
-            reset_after_message,
+            window_bits: self::window_bits(window_bits),
+            no_context: reset_after_message,
+            free,
             state: None,
+            history: History::default(),
         }
+    }
+
+    /// Bytes this inflater holds on the heap between messages (zlib's
+    /// state when kept, else the history kept for context takeover), an
+    /// estimate for memory reports and tests.
+    pub fn retained_bytes(&self) -> usize {
+        self.state.as_ref().map_or(0, |_| INFLATE_STATE_BYTES) + self.history.bytes.capacity()
+    }
+
+    fn window(&self) -> usize {
+        1 << self.window_bits
+    }
+
+    fn fresh_state(&self) -> Result<Inflate, Error> {
+        let mut d = Inflate::new(false, self.window_bits);
+        let dict = &self.history.bytes;
+        if !dict.is_empty() {
+            let start = dict.len().saturating_sub(self.window());
+            d.set_dictionary(&dict[start..])
+                .map_err(|_| Error::Compression)?;
+        }
+        Ok(d)
     }
 
     /// Inflates `input` (part of one compressed message) onto `out`,
@@ -304,12 +433,16 @@ impl Inflater {
         limit: usize,
         mut utf8: Option<&mut Utf8Validator>,
     ) -> Result<(), Error> {
-        let bits = self.window_bits;
-        let d = self
-            .state
-            .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
+        if self.state.is_none() {
+            self.state = Some(self.fresh_state()?);
+        }
+        let track = self.free && !self.no_context;
+        let window = self.window();
         let mut pos = 0;
         loop {
+            let Some(d) = self.state.as_mut() else {
+                return Err(Error::Compression);
+            };
             let start = out.len();
             // One byte past the limit, so that overflowing is visible.
             let room = (limit + 1).saturating_sub(start);
@@ -322,7 +455,7 @@ impl Inflater {
             let chunk = room.min(want);
             out.resize(start + chunk, 0);
             let (in0, out0) = (d.total_in(), d.total_out());
-            let status = d.decompress(&input[pos..], &mut out[start..], FlushDecompress::None);
+            let status = d.decompress(&input[pos..], &mut out[start..], InflateFlush::NoFlush);
             let consumed = (d.total_in() - in0) as usize;
             let produced = (d.total_out() - out0) as usize;
             out.truncate(start + produced);
@@ -332,13 +465,18 @@ impl Inflater {
                 if let Some(v) = utf8.as_deref_mut() {
                     v.feed(&out[start..]).map_err(|_| Error::InvalidUtf8)?;
                 }
+                if track {
+                    self.history.push(&out[start..], window);
+                }
             }
             if out.len() > limit {
                 return Err(Error::MessageTooLarge { limit });
             }
             if status == Status::StreamEnd {
-                // A final block: the sender starts afresh after it.
-                d.reset(false);
+                // A final block: the sender starts afresh after it, with
+                // an empty window.
+                self.history.clear();
+                self.state = Some(Inflate::new(false, self.window_bits));
             }
             if pos == input.len() && produced < chunk {
                 return Ok(());
@@ -354,18 +492,25 @@ impl Inflater {
         }
     }
 
-    /// Ends a message: feeds the flush marker the sender stripped.
+    /// Ends a message: feeds the flush marker the sender stripped, then
+    /// frees or resets the zlib state as configured.
     pub fn finish_message(
         &mut self,
         out: &mut BytesMut,
         limit: usize,
         utf8: Option<&mut Utf8Validator>,
     ) -> Result<(), Error> {
-        self.inflate(&[0x00, 0x00, 0xFF, 0xFF], out, limit, utf8)?;
-        if self.reset_after_message {
-            if let Some(d) = self.state.as_mut() {
-                d.reset(false);
+        self.inflate(&TAIL, out, limit, utf8)?;
+        if self.free {
+            self.state = None;
+            if !self.no_context {
+                let window = self.window();
+                self.history.settle(window);
             }
+        } else if self.no_context {
+            // zlib-rs's reset would also restore the default 2^15 window,
+            // so a new state keeps the negotiated one instead.
+            self.state = Some(Inflate::new(false, self.window_bits));
         }
         Ok(())
     }
@@ -374,9 +519,15 @@ impl Inflater {
 /// The sending half: compresses whole messages.
 pub struct Deflater {
     window_bits: u8,
-    level: u32,
-    reset_after_message: bool,
-    state: Option<Compress>,
+    level: u8,
+    mem_level: u8,
+    /// We start every message afresh (our no_context_takeover).
+    no_context: bool,
+    /// Drop the zlib state after every message.
+    free: bool,
+    state: Option<Deflate>,
+    /// With `free` and context takeover: what the peer's window holds.
+    history: History,
     scratch: Vec<u8>,
 }
 
@@ -384,61 +535,111 @@ impl std::fmt::Debug for Deflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deflater")
             .field("window_bits", &self.window_bits)
+            .field("mem_level", &self.mem_level)
             .field("allocated", &self.state.is_some())
+            .field("history", &self.history.bytes.len())
             .finish()
     }
 }
 
 impl Deflater {
-    /// A compressor using `window_bits` (9..=15) at `level`.
+    /// A compressor using `window_bits` (9..=15) at `level`, with zlib's
+    /// default memory level (8), freeing its state between messages.
     pub fn new(window_bits: u8, level: u32, reset_after_message: bool) -> Deflater {
+        Deflater::with_options(window_bits, level, reset_after_message, 8, true)
+    }
+
+    /// [`Deflater::new`] with a zlib `mem_level` (1..=9, clamped) and the
+    /// choice of freeing the zlib state after every message (`free`).
+    pub fn with_options(
+        window_bits: u8,
+        level: u32,
+        reset_after_message: bool,
+        mem_level: u8,
+        free: bool,
+    ) -> Deflater {
         Deflater {
-            window_bits: window_bits.clamp(9, 15),
-            level: level.min(9),
-            reset_after_message,
+            window_bits: self::window_bits(window_bits),
+            level: level.min(9) as u8,
+            mem_level: mem_level.clamp(1, 9),
+            no_context: reset_after_message,
+            free,
             state: None,
+            history: History::default(),
             scratch: Vec::new(),
         }
+    }
+
+    /// Bytes this deflater holds on the heap between messages (zlib's
+    /// state when kept, the history kept for context takeover, the output
+    /// scratch buffer), an estimate for memory reports and tests.
+    pub fn retained_bytes(&self) -> usize {
+        let zlib = if self.state.is_some() {
+            deflate_state_bytes(self.window_bits, self.mem_level)
+        } else {
+            0
+        };
+        zlib + self.history.bytes.capacity() + self.scratch.capacity()
+    }
+
+    fn window(&self) -> usize {
+        1 << self.window_bits
+    }
+
+    fn fresh_state(&self) -> Deflate {
+        let mut c = Deflate::new_with_config(ZConfig {
+            level: i32::from(self.level),
+            // Negative: raw deflate, no zlib header.
+            window_bits: -i32::from(self.window_bits),
+            mem_level: i32::from(self.mem_level),
+            ..ZConfig::default()
+        });
+        let dict = &self.history.bytes;
+        if !dict.is_empty() {
+            let start = dict.len().saturating_sub(self.window());
+            // Only fails for zlib or gzip streams, or after input was
+            // given; this is a fresh raw stream. Without the dictionary
+            // the output is still valid, only larger.
+            let _ = c.set_dictionary(&dict[start..]);
+        }
+        c
     }
 
     /// Compresses one message; the result (without the trailing
     /// `00 00 FF FF`) is valid until the next call.
     pub fn compress(&mut self, payload: &[u8]) -> &[u8] {
-        let (bits, level) = (self.window_bits, self.level);
-        let c = self.state.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::new(level), false, bits)
-        });
-        let out = &mut self.scratch;
-        out.clear();
+        self.scratch.clear();
         if payload.is_empty() {
             // zlib emits nothing for a second sync flush in a row, so the
             // loop below would wait forever for the marker. An empty
             // message is an empty stored block (RFC 7692 7.2.3.6), which
             // leaves the window as it is.
-            out.push(0x00);
+            self.scratch.push(0x00);
             return &self.scratch;
         }
-        out.reserve(payload.len() / 2 + 64);
-        let mut pos = 0;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(256));
-            }
-            let before = c.total_in();
-            // compress_vec only fails on a corrupt stream state, which a
-            // fresh or reset compressor never has.
-            let _ = c.compress_vec(&payload[pos..], out, FlushCompress::Sync);
-            pos += (c.total_in() - before) as usize;
-            if pos == payload.len()
-                && out.len() < out.capacity()
-                && out.ends_with(&[0, 0, 0xFF, 0xFF])
-            {
-                break;
-            }
+        let mut c = match self.state.take() {
+            Some(c) => c,
+            None => self.fresh_state(),
+        };
+        let ok = deflate_sync(&mut c, payload, &mut self.scratch);
+        if !ok {
+            // zlib refused a healthy-looking stream: never loop or panic,
+            // send the message in stored blocks (valid for any window, and
+            // a fresh state after it refers to nothing older).
+            stored_blocks(payload, &mut self.scratch);
+            self.history.clear();
+            return &self.scratch;
         }
-        out.truncate(out.len() - 4);
-        if self.reset_after_message {
-            c.reset();
+        if !self.no_context && self.free {
+            let window = self.window();
+            self.history.push(payload, window);
+            self.history.settle(window);
+        }
+        if !self.free {
+            if self.no_context {
+                c.reset();
+            }
+            self.state = Some(c);
         }
         &self.scratch
     }
@@ -450,6 +651,68 @@ impl Deflater {
         }
     }
 }
+
+/// Compresses `payload` with a sync flush onto the empty `out`, and strips
+/// the `00 00 FF FF` marker. False if zlib failed or stopped making
+/// progress (out is then garbage).
+fn deflate_sync(c: &mut Deflate, payload: &[u8], out: &mut Vec<u8>) -> bool {
+    out.reserve(payload.len() / 2 + 64);
+    let mut pos = 0;
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(256));
+        }
+        let start = out.len();
+        let cap = out.capacity();
+        // Zero-filled rather than uninitialised: no `unsafe`, and the
+        // memset is small next to compressing the same bytes.
+        out.resize(cap, 0);
+        let (in0, out0) = (c.total_in(), c.total_out());
+        let status = c.compress(&payload[pos..], &mut out[start..], DeflateFlush::SyncFlush);
+        let consumed = (c.total_in() - in0) as usize;
+        let produced = (c.total_out() - out0) as usize;
+        out.truncate(start + produced);
+        pos += consumed;
+        if status.is_err() || (consumed == 0 && produced == 0) {
+            return false;
+        }
+        // zlib has finished the flush once it returns with output room
+        // to spare.
+        if pos == payload.len() && start + produced < cap && out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+            return true;
+        }
+    }
+}
+
+/// `payload` as non-final stored deflate blocks (RFC 1951 3.2.4), then
+/// the header byte of the sync flush's empty stored block whose remaining
+/// `00 00 FF FF` the receiver appends.
+fn stored_blocks(payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    for piece in payload.chunks(0xFFFF) {
+        let n = piece.len() as u16;
+        out.push(0x00);
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&(!n).to_le_bytes());
+        out.extend_from_slice(piece);
+    }
+    out.push(0x00);
+}
+
+/// zlib-rs's inflate allocation (state plus a 32 KiB window, whatever the
+/// window bits), measured by `tests/deflate_memory.rs`.
+const INFLATE_STATE_BYTES: usize = 47_552;
+
+/// zlib-rs's deflate allocation: window (2 x 2^bits), chain (2 x 2^bits),
+/// a fixed 128 KiB hash head, pending and symbol buffers (7 x 2^(mem + 6))
+/// and the state itself.
+fn deflate_state_bytes(window_bits: u8, mem_level: u8) -> usize {
+    (4 << window_bits) + (128 << 10) + (7 << (mem_level + 6)) + DEFLATE_STATE_OVERHEAD
+}
+
+/// The deflate state struct and alignment padding, measured.
+const DEFLATE_STATE_OVERHEAD: usize = 3_200;
 
 #[cfg(test)]
 mod tests {

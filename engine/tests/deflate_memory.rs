@@ -1,0 +1,340 @@
+//! Memory that permessage-deflate keeps per connection, counted by a
+//! global allocator that tracks the live heap of the current thread (so
+//! tests running in parallel do not disturb each other).
+//!
+//! `cargo test -p evsock --test deflate_memory -- --nocapture` prints the
+//! per-connection report quoted in `ws/deflate.rs`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use bytes::BytesMut;
+use evsock::ws::deflate::{Deflater, Inflater};
+use evsock::ws::{Accept, ClientRequest, Config, Connection, DeflateConfig, Event, Message};
+use evsock::SeededRng;
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn add(n: isize) {
+    // `try_with`: the allocator also runs while thread locals are torn down.
+    let _ = LIVE.try_with(|l| l.set(l.get() + n));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter only observes sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        add(layout.size() as isize);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        add(layout.size() as isize);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        add(-(layout.size() as isize));
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        add(new_size as isize - layout.size() as isize);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.with(|l| l.get())
+}
+
+/// Live heap growth caused by building the value with `f` (the value is
+/// returned so that it stays alive while measured).
+fn grown<T>(f: impl FnOnce() -> T) -> (T, isize) {
+    let before = live();
+    let v = f();
+    (v, live() - before)
+}
+
+/// A JSON-ish 1 KiB text, compressible like chat traffic.
+fn text(len: usize, seed: usize) -> String {
+    let mut s = String::with_capacity(len);
+    let mut i = seed;
+    while s.len() < len {
+        s.push_str(&format!(
+            "{{\"user\":\"u{}\",\"text\":\"hello {}\"}},",
+            i % 17,
+            i
+        ));
+        i += 1;
+    }
+    s.truncate(len);
+    s
+}
+
+fn round(d: &mut Deflater, i: &mut Inflater, msg: &[u8]) {
+    let wire = d.compress(msg).to_vec();
+    let mut out = BytesMut::new();
+    i.inflate(&wire, &mut out, 1 << 24, None).unwrap();
+    i.finish_message(&mut out, 1 << 24, None).unwrap();
+    assert_eq!(&out[..], msg);
+}
+
+#[test]
+fn the_size_estimates_match_what_zlib_allocates() {
+    for bits in [9u8, 12, 15] {
+        for mem in [1u8, 4, 8, 9] {
+            // Kept state, context takeover: exactly zlib's allocation stays
+            // (plus the scratch buffer the estimate also counts).
+            let ((d, i), held) = grown(|| {
+                let mut d = Deflater::with_options(bits, 3, false, mem, false);
+                let mut i = Inflater::with_options(bits, false, false);
+                round(&mut d, &mut i, text(1024, 0).as_bytes());
+                (d, i)
+            });
+            let estimate = (d.retained_bytes() + i.retained_bytes()) as isize;
+            // The two structs live on the stack; the rest is heap.
+            let err = (held - estimate).abs();
+            assert!(
+                err <= estimate / 50,
+                "bits {bits} mem {mem}: counted {held}, estimated {estimate}"
+            );
+        }
+    }
+}
+
+#[test]
+fn freeing_keeps_only_the_window_of_history() {
+    let msg = text(1024, 1);
+    for bits in [9u8, 15] {
+        // Context takeover both ways: the history is what is kept, at most
+        // one window and never more than was sent.
+        let ((d, i), held) = grown(|| {
+            let mut d = Deflater::with_options(bits, 3, false, 8, true);
+            let mut i = Inflater::with_options(bits, false, true);
+            round(&mut d, &mut i, msg.as_bytes());
+            (d, i)
+        });
+        let window = 1usize << bits;
+        assert!(
+            i.retained_bytes() <= window.min(msg.len()) + 64,
+            "bits {bits}: inflater keeps {}",
+            i.retained_bytes()
+        );
+        // The deflater also keeps its scratch output (the connection
+        // releases it past `buffer_retain`).
+        assert!(
+            d.retained_bytes() <= window.min(msg.len()) + 64 + msg.len(),
+            "bits {bits}: deflater keeps {}",
+            d.retained_bytes()
+        );
+        let estimate = (d.retained_bytes() + i.retained_bytes()) as isize;
+        assert!(
+            (held - estimate).abs() <= 64,
+            "bits {bits}: counted {held}, estimated {estimate}"
+        );
+        drop((d, i));
+    }
+    // No context takeover: nothing but the scratch output.
+    let ((mut d, i), held) = grown(|| {
+        let mut d = Deflater::with_options(15, 3, true, 8, true);
+        let mut i = Inflater::with_options(15, true, true);
+        round(&mut d, &mut i, msg.as_bytes());
+        (d, i)
+    });
+    assert_eq!(i.retained_bytes(), 0);
+    d.release(0);
+    assert_eq!(d.retained_bytes(), 0);
+    assert!(held <= msg.len() as isize, "counted {held}");
+}
+
+#[test]
+fn freed_states_still_round_trip_with_context_across_many_messages() {
+    // A long conversation with context takeover through freed states: each
+    // message is compressed against the previous ones through the preset
+    // dictionary, so repeats compress to almost nothing.
+    for bits in [9u8, 10, 15] {
+        let mut d = Deflater::with_options(bits, 6, false, 1, true);
+        let mut i = Inflater::with_options(bits, false, true);
+        let mut kept_d = Deflater::with_options(bits, 6, false, 1, false);
+        let mut kept_i = Inflater::with_options(bits, false, false);
+        for n in 0..40 {
+            let msg = text(300 + 97 * n, n % 5);
+            round(&mut d, &mut i, msg.as_bytes());
+            round(&mut kept_d, &mut kept_i, msg.as_bytes());
+        }
+        // The preset dictionary compresses as well as a kept state.
+        let again = text(300, 4);
+        let freed = d.compress(again.as_bytes()).len();
+        let kept = kept_d.compress(again.as_bytes()).len();
+        let fresh = Deflater::new(bits, 6, true)
+            .compress(again.as_bytes())
+            .len();
+        assert!(
+            freed <= kept + 8 && freed * 3 < fresh * 2,
+            "bits {bits}: freed {freed}, kept {kept}, fresh {fresh} bytes"
+        );
+    }
+}
+
+#[test]
+fn a_freed_inflater_reads_a_kept_deflater_and_back() {
+    for bits in [9u8, 15] {
+        let mut kept_d = Deflater::with_options(bits, 6, false, 8, false);
+        let mut freed_i = Inflater::with_options(bits, false, true);
+        let mut freed_d = Deflater::with_options(bits, 6, false, 8, true);
+        let mut kept_i = Inflater::with_options(bits, false, false);
+        for n in 0..30 {
+            let msg = text(200 + 311 * n, n % 3);
+            round(&mut kept_d, &mut freed_i, msg.as_bytes());
+            round(&mut freed_d, &mut kept_i, msg.as_bytes());
+        }
+    }
+}
+
+fn client(cfg: Config) -> Connection {
+    let req = ClientRequest::new("localhost", "/chat");
+    Connection::client(cfg, req, Box::new(SeededRng::new(3)), 0)
+}
+
+fn transmit(c: &mut Connection) -> Vec<u8> {
+    let mut v = Vec::new();
+    while let Some(b) = c.poll_transmit() {
+        v.extend_from_slice(&b);
+    }
+    v
+}
+
+/// Heap growth of one server connection (its struct aside) in three
+/// states: handshake done, one 1 KiB text received (and dropped by the
+/// host), the same text sent back; `shrink_idle` after each.
+#[derive(Debug)]
+struct Report {
+    idle: isize,
+    after_in: isize,
+    after_echo: isize,
+}
+
+/// The server uses `server`, the client offers `client_side` (`None`:
+/// no deflate on that side).
+fn measure(server: Option<DeflateConfig>, client_side: Option<DeflateConfig>) -> Report {
+    let cfg = |d: Option<DeflateConfig>| Config {
+        deflate: d.map(|d| DeflateConfig { threshold: 0, ..d }),
+        buffer_retain: 0,
+        ..Config::without_timers()
+    };
+    let (scfg, ccfg) = (cfg(server), cfg(client_side));
+    let msg = text(1024, 7);
+    // The client's handshake and first message, made before counting: a
+    // first message does not depend on the server it goes to.
+    let mut c = client(ccfg);
+    let handshake = transmit(&mut c);
+    let mut other = Connection::server(scfg.clone(), 0);
+    other.handle_input(0, &handshake);
+    assert!(matches!(other.poll_event(), Some(Event::Request(_))));
+    other.accept(Accept::default()).unwrap();
+    c.handle_input(0, &transmit(&mut other));
+    while c.poll_event().is_some() {}
+    c.send_text(&msg).unwrap();
+    let wire = transmit(&mut c);
+    let deflate = other.deflate().is_some();
+    assert_eq!(wire[0] & 0x40 != 0, deflate, "compressed iff negotiated");
+
+    let base = live();
+    let mut s = Connection::server(scfg, 0);
+    s.handle_input(0, &handshake);
+    assert!(matches!(s.poll_event(), Some(Event::Request(_))));
+    s.accept(Accept::default()).unwrap();
+    transmit(&mut s);
+    while s.poll_event().is_some() {}
+    s.shrink_idle();
+    let idle = live() - base;
+
+    s.handle_input(1, &wire);
+    let m = match s.poll_event() {
+        Some(Event::Message(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(&m, Message::Text(t) if t.as_str() == msg));
+    drop(m);
+    s.shrink_idle();
+    let after_in = live() - base;
+
+    // `msg` was allocated before counting started.
+    s.send_text(&msg).unwrap();
+    let out = transmit(&mut s).len();
+    assert_eq!(out < msg.len(), deflate, "echo compressed iff negotiated");
+    s.shrink_idle();
+    let after_echo = live() - base;
+    drop(s);
+    Report {
+        idle,
+        after_in,
+        after_echo,
+    }
+}
+
+#[test]
+fn per_connection_report() {
+    let d = DeflateConfig::default();
+    let keep = DeflateConfig {
+        free_between_messages: false,
+        ..d.clone()
+    };
+    let lowest = DeflateConfig {
+        server_no_context_takeover: true,
+        client_no_context_takeover: true,
+        server_max_window_bits: 9,
+        client_max_window_bits: 9,
+        mem_level: 1,
+        ..d.clone()
+    };
+    let lowest_kept = DeflateConfig {
+        free_between_messages: false,
+        ..lowest.clone()
+    };
+    let rows = [
+        ("deflate off", None, None),
+        ("defaults", Some(d.clone()), Some(d.clone())),
+        ("defaults, state kept", Some(keep), Some(d.clone())),
+        ("lowest memory", Some(lowest.clone()), Some(lowest.clone())),
+        ("lowest memory, state kept", Some(lowest_kept), Some(lowest)),
+    ];
+    println!(
+        "heap per server connection in bytes (Connection itself: {} B more)",
+        std::mem::size_of::<Connection>()
+    );
+    println!(
+        "{:<28} {:>8} {:>10} {:>10}",
+        "settings", "idle", "1 KiB in", "1 KiB echo"
+    );
+    let mut got = Vec::new();
+    for (name, s, c) in rows {
+        let r = measure(s, c);
+        println!(
+            "{name:<28} {:>8} {:>10} {:>10}",
+            r.idle, r.after_in, r.after_echo
+        );
+        got.push(r);
+    }
+    let (off, def, low) = (&got[0], &got[1], &got[3]);
+    // Negotiating costs a few hundred bytes while idle (the two boxed
+    // halves, no zlib state).
+    assert!(def.idle - off.idle < 1024, "{def:?} vs {off:?}");
+    // Freed between messages: a client with context takeover leaves its
+    // 1 KiB as history (all of the window it has used), nothing else.
+    assert!(def.after_in - def.idle <= 1024 + 64, "{def:?}");
+    // Compressing the echo (no context takeover) keeps nothing more.
+    assert!(def.after_echo <= def.after_in, "{def:?}");
+    // Lowest memory frees everything: nothing over the idle cost.
+    assert!(low.after_in <= low.idle, "{low:?}");
+    assert!(low.after_echo <= low.idle, "{low:?}");
+}
