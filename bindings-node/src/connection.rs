@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use evsock::ws::{self, CloseCode, Message};
 use evsock::{Rng, SeededRng};
-use napi::bindgen_prelude::Uint8ArraySlice;
+use napi::bindgen_prelude::{Uint32Array, Uint8ArraySlice};
 use napi_derive::napi;
 
 use crate::error::{self, arg, JsError};
@@ -121,6 +121,55 @@ fn now_ms(now: Option<f64>) -> Result<u64, JsError> {
         )
         .into()),
     }
+}
+
+/// Byte offsets where each packed message ends (in `text` or in the binary
+/// buffer, by kind), checked against the actual lengths; `None` if a text
+/// boundary falls inside a character.
+fn packed_cuts(
+    kinds: &[u8],
+    lens: &[u32],
+    text: &str,
+    bin_len: usize,
+) -> Result<Option<Vec<usize>>, JsError> {
+    let bad = || -> JsError { arg("_sendPacked: lengths do not match the packed data").into() };
+    let ascii = text.is_ascii();
+    let mut chars = text.char_indices().peekable();
+    let (mut units, mut t, mut b) = (0usize, 0usize, 0usize);
+    let mut cuts = Vec::with_capacity(kinds.len());
+    for (&k, &len) in kinds.iter().zip(lens) {
+        let len = len as usize;
+        match k {
+            0 if ascii => {
+                t = t
+                    .checked_add(len)
+                    .filter(|&e| e <= text.len())
+                    .ok_or_else(bad)?;
+                cuts.push(t);
+            }
+            0 => {
+                let target = units.checked_add(len).ok_or_else(bad)?;
+                while units < target {
+                    let (_, c) = chars.next().ok_or_else(bad)?;
+                    units += c.len_utf16();
+                }
+                if units != target {
+                    return Ok(None);
+                }
+                t = chars.peek().map_or(text.len(), |&(i, _)| i);
+                cuts.push(t);
+            }
+            1 => {
+                b = b
+                    .checked_add(len)
+                    .filter(|&e| e <= bin_len)
+                    .ok_or_else(bad)?;
+                cuts.push(b);
+            }
+            _ => return Err(arg("_sendPacked: kinds must be 0 or 1").into()),
+        }
+    }
+    Ok(Some(cuts))
 }
 
 fn close_code(code: Option<f64>) -> Result<CloseCode, JsError> {
@@ -363,6 +412,44 @@ impl Connection {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// `sendMany` packed by `lib/connection.js` so that one crossing
+    /// carries every message without a per-message conversion: `lens[i]`
+    /// is the length of message `i`, in UTF-16 units of `text` when
+    /// `kinds[i]` is 0 (text), in bytes of `bin` when it is 1 (binary).
+    /// Returns `null`, having sent nothing, when a text boundary falls
+    /// inside a character (one string ending in a high surrogate, the next
+    /// starting with a low one); the caller then uses `sendMany`.
+    #[napi(js_name = "_sendPacked", skip_typescript)]
+    pub fn send_packed(
+        &mut self,
+        kinds: Uint8ArraySlice,
+        lens: Uint32Array,
+        text: String,
+        bin: Uint8ArraySlice,
+    ) -> Result<Option<u32>, JsError> {
+        if kinds.len() != lens.len() {
+            return Err(arg("_sendPacked: kinds and lens differ in length").into());
+        }
+        let Some(cuts) = packed_cuts(&kinds, &lens, &text, bin.len())? else {
+            return Ok(None);
+        };
+        let (mut t, mut b) = (0usize, 0usize);
+        let mut n = 0u32;
+        for (&k, &end) in kinds.iter().zip(cuts.iter()) {
+            if k == 0 {
+                self.inner.send_text(&text[t..end]).map_err(error::engine)?;
+                t = end;
+            } else {
+                self.inner
+                    .send_binary(Bytes::copy_from_slice(&bin[b..end]))
+                    .map_err(error::engine)?;
+                b = end;
+            }
+            n += 1;
+        }
+        Ok(Some(n))
     }
 
     /// Sends a ping with up to 125 bytes of payload.
