@@ -150,6 +150,8 @@ define('pollEvent', function pollEvent() {
         texts.push(m)
         lens[i] = m.length
       } else if (m instanceof Uint8Array) {
+        // Packing would copy a large payload once more than it saves.
+        if (m.byteLength >= PACK_LIMIT) return sendEach(this, messages)
         kinds[i] = 1
         bins.push(m)
         lens[i] = m.byteLength
@@ -164,6 +166,17 @@ define('pollEvent', function pollEvent() {
   })
 }
 const EMPTY = new Uint8Array(0)
+const PACK_LIMIT = 4096
+
+function sendEach(conn, messages) {
+  let n = 0
+  for (const m of messages) {
+    if (typeof m === 'string') conn.sendText(m)
+    else conn.sendBinary(m)
+    n++
+  }
+  return n
+}
 
 // The remaining methods only need their argument errors translated.
 {
