@@ -325,7 +325,10 @@ pub unsafe extern "C" fn evsock_conn_handle_input(
 }
 
 /// Tells the connection the transport reached end of stream (read returned
-/// 0, or the socket failed).
+/// 0, or the socket failed). Input is decoded as output is polled, and the
+/// end of stream ends the connection at once: drain the output of the last
+/// `evsock_conn_handle_input` before calling this, or what those bytes
+/// carried (final messages, the peer's close frame) is lost.
 ///
 /// # Safety
 /// `conn` NULL or live.

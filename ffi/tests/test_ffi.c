@@ -3,7 +3,8 @@
  * (the JSON files in tests/vectors/ws and tests/vectors/session, parsed with
  * jansson) plus tests of the C surface itself: ownership, borrowed-pointer
  * lifetimes, argument checks, re-entrancy, panics, randomness sources, and
- * client/server loopbacks of both connections and sessions.
+ * client/server loopbacks of both connections and sessions, and a hub
+ * driven by C "browsers" (client connections carrying client sessions).
  *
  * Usage: test_ffi [VECTORS_ROOT]   (default: tests/vectors; runs the ws/
  * and session/ directories in it)
@@ -531,6 +532,7 @@ static int run_vector_dir(const char *dir, const char *label, int (*fn)(json_t *
 
 #include "test_api.inc"
 #include "test_session.inc"
+#include "test_hub.inc"
 
 /* Counts a missing or thinned-out vector directory as a failure. */
 static void want_vectors(int got, int want, const char *dir) {
@@ -548,6 +550,7 @@ int main(int argc, char **argv) {
     want_vectors(run_vector_dir(dir, "session vector", run_session_vector), 6, dir);
     run_api_tests();
     run_session_tests();
+    run_hub_tests();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }
