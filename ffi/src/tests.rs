@@ -169,3 +169,85 @@ fn config_rejects_bad_values_without_changing_anything() {
         evsock_config_free(cfg);
     }
 }
+
+#[test]
+fn every_hub_error_has_a_c_status() {
+    use crate::status::Fail;
+    use evsock::hub::{ClusterError, HubError};
+    use evsock::session::SendError;
+    let cases = [
+        (HubError::UnknownConnection, EVSOCK_ERR_UNKNOWN_CONNECTION),
+        (HubError::UnknownClient, EVSOCK_ERR_UNKNOWN_CLIENT),
+        (HubError::InvalidState("x"), EVSOCK_ERR_INVALID_STATE),
+        (HubError::BadUserId, EVSOCK_ERR_BAD_USER_ID),
+        (HubError::BadRoom, EVSOCK_ERR_BAD_ROOM),
+        (HubError::Forbidden, EVSOCK_ERR_FORBIDDEN),
+        (HubError::TooManyRooms, EVSOCK_ERR_TOO_MANY_ROOMS),
+        (
+            HubError::TooManyConnections,
+            EVSOCK_ERR_TOO_MANY_CONNECTIONS,
+        ),
+        (HubError::InvalidData, EVSOCK_ERR_INVALID_DATA),
+        (
+            HubError::Send(SendError::NotConnected),
+            EVSOCK_ERR_NOT_CONNECTED,
+        ),
+        (
+            HubError::Send(SendError::BadEventId),
+            EVSOCK_ERR_BAD_EVENT_ID,
+        ),
+        (
+            HubError::Ws(evsock::ws::Error::InvalidUtf8),
+            EVSOCK_ERR_INVALID_UTF8,
+        ),
+        (
+            HubError::Cluster(ClusterError::BadMagic),
+            EVSOCK_ERR_CLUSTER,
+        ),
+        (HubError::BadConfig("x"), EVSOCK_ERR_INVALID_ARGUMENT),
+    ];
+    for (e, want) in cases {
+        let text = e.to_string();
+        let f = Fail::from(e);
+        assert_eq!(f.status, want, "{text}");
+        assert_eq!(f.message, text);
+    }
+}
+
+#[test]
+fn a_hub_config_carries_the_connection_session_and_hub_options() {
+    // SAFETY: pointers are locals or a live config handle.
+    unsafe {
+        let mut cfg = ptr::null_mut();
+        assert_eq!(evsock_config_new_hub(&mut cfg), EVSOCK_OK);
+        let set = |o: evsock_option, v: u64| evsock_config_set(cfg, o as u32, v);
+        assert_eq!(
+            set(evsock_option::EVSOCK_OPT_MAX_MESSAGE_SIZE, 4096),
+            EVSOCK_OK
+        );
+        assert_eq!(
+            set(evsock_option::EVSOCK_OPT_SESSION_RESUME_WINDOW_MS, 777),
+            EVSOCK_OK
+        );
+        assert_eq!(
+            set(evsock_option::EVSOCK_OPT_HUB_MAX_SESSIONS, 9),
+            EVSOCK_OK
+        );
+        assert_eq!(
+            evsock_config_set_string(
+                cfg,
+                evsock_option::EVSOCK_OPT_HUB_NODE_ID as u32,
+                c"n7".as_ptr()
+            ),
+            EVSOCK_OK
+        );
+        let h = crate::config::config_ref(cfg).unwrap().hub_config();
+        assert_eq!(h.ws.max_message_size, 4096);
+        assert_eq!(h.ws.ping_interval_ms, None);
+        assert_eq!(h.session.resume_window_ms, 777);
+        assert_eq!(h.max_sessions, 9);
+        assert_eq!(h.node_id.as_deref(), Some("n7"));
+        assert_eq!(h.channel_prefix, "evsock");
+        evsock_config_free(cfg);
+    }
+}
