@@ -610,13 +610,13 @@ impl World {
                     .run(|| Session::server(cfg, &id, Box::new(SeededRng::new(seed))).unwrap());
                 self.server = Some(s);
                 self.closed[S] = false;
-                // The new server session numbers from 1, and so will the
-                // client after the reset this leads to.
-                for b in &mut self.books {
-                    b.last_id = 0;
-                    b.sent.clear();
-                    b.got.clear();
-                }
+                // The new server session numbers its stream from 1 and
+                // expects the client's from its `lo` (the client restarts
+                // its own only when told to reset).
+                self.books[S].sent.clear();
+                self.books[C].got.clear();
+                self.books[S].last_id = 0;
+                self.books[C].last_id = 0;
             }
             self.untold[S] = false;
             self.with(S, |s, now| s.handle_connected(now));
@@ -750,12 +750,11 @@ impl World {
             }
             SessionEvent::Reset { .. } => {
                 self.weak = true;
-                // A fresh session: ids start over both ways.
-                for b in &mut self.books {
-                    b.last_id = 0;
-                    b.sent.clear();
-                    b.got.clear();
-                }
+                // The client forgets both streams; its ids start over.
+                self.books[C].sent.clear();
+                self.books[S].got.clear();
+                self.books[S].last_id = 0;
+                self.books[C].last_id = 0;
             }
             SessionEvent::Expired | SessionEvent::Closed { .. } => {
                 self.weak = true;
