@@ -37,6 +37,7 @@ step "npm dependencies (@napi-rs/cli, ws, bufferutil)"
 marker=node_modules/.package-lock.json
 if [[ ! -f $marker || package.json -nt $marker || package-lock.json -nt $marker ]]; then
     npm install --no-save --loglevel=error || { echo "npm install failed"; exit 1; }
+    touch "$marker" # npm leaves it alone when nothing changed
 else
     echo "up to date"
 fi
