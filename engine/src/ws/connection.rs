@@ -27,12 +27,12 @@ use bytes::Bytes;
 
 use super::close::CloseCode;
 use super::config::Config;
-use super::deflate::{self, DeflateParams, Deflater, Inflater};
+use super::deflate::{self, DeflateParams, Deflater};
 use super::error::{Error, HandshakeError};
 use super::frame::OpCode;
 use super::handshake::{self, Accept, ClientRequest, Parsed, Reject, Request};
 use super::message::Message;
-use super::reader::{Incoming, Reader};
+use super::reader::{deflate_halves, Incoming, Reader};
 use super::writer::Writer;
 use crate::rng::Rng;
 
@@ -111,10 +111,8 @@ pub enum Output {
 enum Phase {
     ServerReading,
     ServerDeciding(Box<Request>),
-    ClientWaiting {
-        key: String,
-        request: Box<ClientRequest>,
-    },
+    /// The key we sent, and the request (to check the response against).
+    ClientWaiting(Box<(String, ClientRequest)>),
     Open,
     /// We sent a close frame and wait for the peer's.
     CloseSent,
@@ -127,33 +125,81 @@ enum Phase {
 /// for the most recent ones.
 const MAX_PENDING_PONGS: usize = 16;
 
-/// A sans-IO WebSocket connection (RFC 6455), server or client role.
-pub struct Connection {
-    role: Role,
-    cfg: Arc<Config>,
-    phase: Phase,
-    reader: Reader,
-    writer: Writer,
-    events: VecDeque<Event>,
-    pongs: VecDeque<Bytes>,
+/// "No deadline" in the `u64` timer fields.
+const NEVER: u64 = u64::MAX;
+
+/// Inputs (reads, or output starting after the writer was empty) closer
+/// together than this count towards a busy streak.
+pub const BUSY_GAP_MS: u64 = 1_000;
+
+/// A connection with this many such inputs in a row is busy: it keeps up
+/// to [`Config::buffer_retain`] bytes of read and write buffer (and its
+/// event queue) between messages, so that steady traffic allocates
+/// nothing per message. Otherwise buffers are freed as soon as they are
+/// drained.
+const BUSY_STREAK: u8 = 2;
+
+/// State most connections never need, or need only for a moment: behind
+/// one box, allocated on first use, so an idle server connection does not
+/// carry it.
+#[derive(Default)]
+struct Extra {
+    /// Client role: the handshake key and every masking key.
     rng: Option<Box<dyn Rng + Send>>,
+    /// The negotiated subprotocol.
     subprotocol: Option<String>,
-    now: u64,
-    handshake_deadline: Option<u64>,
-    next_ping_at: Option<u64>,
-    pong_deadline: Option<u64>,
-    ping_seq: u64,
-    idle_deadline: Option<u64>,
-    close_deadline: Option<u64>,
     /// The close we sent first (code, reason, error that caused it).
     local_close: Option<(CloseCode, String, Option<Error>)>,
     /// The peer's close, when it sent one first.
     remote_close: Option<(CloseCode, String)>,
+    /// permessage-deflate's compressor, built on the first message that is
+    /// actually compressed.
+    deflater: Option<Box<Deflater>>,
+    /// Pongs owed (auto-pong), sent with the next output.
+    pongs: VecDeque<Bytes>,
+}
+
+/// A sans-IO WebSocket connection (RFC 6455), server or client role.
+///
+/// # Memory
+///
+/// An idle server connection is about 300 bytes: the struct itself and no
+/// heap (the configuration is shared through an `Arc`). Rarely used state
+/// (client role, subprotocol, close handshake, compressor) lives behind
+/// one box allocated on first use; permessage-deflate state is built only
+/// when a message is actually compressed. Read and write buffers (and the
+/// event queue) are freed as soon as they are drained, unless the
+/// connection is busy ([`BUSY_STREAK`] inputs in a row, each within
+/// [`BUSY_GAP_MS`] of the previous one): busy connections keep up to
+/// [`Config::buffer_retain`] bytes so that steady traffic does not
+/// allocate per message, until a timer (or [`Connection::shrink_idle`])
+/// finds them quiet for [`BUSY_GAP_MS`].
+pub struct Connection {
+    cfg: Arc<Config>,
+    reader: Reader,
+    writer: Writer,
+    events: VecDeque<Event>,
+    phase: Phase,
+    extra: Option<Box<Extra>>,
+    now: u64,
+    /// The phase's timer: handshake deadline while handshaking, next ping
+    /// or pong deadline (`awaiting_pong`) while open, close deadline while
+    /// closing. [`NEVER`] for none.
+    timer: u64,
+    /// Idle-timeout deadline while open, or [`NEVER`].
+    idle_at: u64,
+    /// When the last input (or output after an empty writer) happened.
+    last_active: u64,
+    ping_seq: u32,
+    role: Role,
+    /// `timer` is a pong deadline (a keep-alive ping is unanswered).
+    awaiting_pong: bool,
     /// An outbound fragmented message is in progress.
     sending_fragments: bool,
+    /// Inputs in a row within [`BUSY_GAP_MS`] of each other (saturating).
+    streak: u8,
     /// permessage-deflate, once negotiated.
     deflate_params: Option<DeflateParams>,
-    deflater: Option<Box<Deflater>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -166,6 +212,10 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+fn at(now: u64, after: Option<u64>) -> u64 {
+    after.map_or(NEVER, |t| now.saturating_add(t).min(NEVER - 1))
+}
+
 impl Connection {
     fn new(
         role: Role,
@@ -176,26 +226,58 @@ impl Connection {
     ) -> Self {
         Connection {
             role,
-            handshake_deadline: cfg.handshake_timeout_ms.map(|t| now.saturating_add(t)),
+            timer: at(now, cfg.handshake_timeout_ms),
             phase,
             reader: Reader::new(role == Role::Server),
             writer: Writer::default(),
             events: VecDeque::new(),
-            pongs: VecDeque::new(),
-            rng,
-            subprotocol: None,
+            extra: rng.map(|rng| {
+                Box::new(Extra {
+                    rng: Some(rng),
+                    ..Extra::default()
+                })
+            }),
             now,
-            next_ping_at: None,
-            pong_deadline: None,
+            idle_at: NEVER,
+            last_active: NEVER,
             ping_seq: 0,
-            idle_deadline: None,
-            close_deadline: None,
-            local_close: None,
-            remote_close: None,
+            awaiting_pong: false,
             sending_fragments: false,
+            streak: 0,
             deflate_params: None,
-            deflater: None,
             cfg,
+        }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn local_close(&self) -> Option<&(CloseCode, String, Option<Error>)> {
+        self.extra.as_ref().and_then(|x| x.local_close.as_ref())
+    }
+
+    /// Counts an input (or the start of output) at `self.now` towards the
+    /// busy streak.
+    #[inline]
+    fn touch(&mut self) {
+        let now = self.now;
+        if self.last_active != NEVER && now.saturating_sub(self.last_active) < BUSY_GAP_MS {
+            self.streak = self.streak.saturating_add(1);
+        } else {
+            self.streak = 0;
+        }
+        self.last_active = now;
+    }
+
+    /// Bytes of buffer to keep between messages: `buffer_retain` while
+    /// busy, none otherwise.
+    #[inline]
+    fn retain(&self) -> usize {
+        if self.streak >= BUSY_STREAK {
+            self.cfg.buffer_retain
+        } else {
+            0
         }
     }
 
@@ -220,10 +302,7 @@ impl Connection {
                 .push(("Sec-WebSocket-Extensions".into(), deflate::offer(d)));
         }
         let (bytes, key) = request.encode(&mut *rng);
-        let phase = Phase::ClientWaiting {
-            key,
-            request: Box::new(request),
-        };
+        let phase = Phase::ClientWaiting(Box::new((key, request)));
         let mut c = Connection::new(Role::Client, cfg, phase, Some(rng), now);
         c.writer.raw(&bytes, 0);
         c
@@ -237,7 +316,7 @@ impl Connection {
     /// The coarse state.
     pub fn state(&self) -> State {
         match self.phase {
-            Phase::ServerReading | Phase::ServerDeciding(_) | Phase::ClientWaiting { .. } => {
+            Phase::ServerReading | Phase::ServerDeciding(_) | Phase::ClientWaiting(_) => {
                 State::Handshake
             }
             Phase::Open => State::Open,
@@ -253,7 +332,7 @@ impl Connection {
 
     /// The negotiated subprotocol, once open.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.extra.as_ref().and_then(|x| x.subprotocol.as_deref())
     }
 
     /// The configuration in force.
@@ -264,7 +343,11 @@ impl Connection {
     /// Bytes queued for the host to write (like the browser's
     /// `bufferedAmount`); use it for backpressure.
     pub fn buffered_amount(&self) -> usize {
-        self.writer.queued() + self.pongs.iter().map(|p| p.len() + 2).sum::<usize>()
+        let pongs = self
+            .extra
+            .as_ref()
+            .map_or(0, |x| x.pongs.iter().map(|p| p.len() + 2).sum::<usize>());
+        self.writer.queued() + pongs
     }
 
     // ----- input -------------------------------------------------------
@@ -275,11 +358,10 @@ impl Connection {
         if matches!(self.phase, Phase::Closed) || data.is_empty() {
             return;
         }
-        self.reader.extend(data, self.cfg.buffer_retain);
-        if let Some(t) = self.cfg.idle_timeout_ms {
-            if matches!(self.phase, Phase::Open) {
-                self.idle_deadline = Some(now.saturating_add(t));
-            }
+        self.touch();
+        self.reader.extend(data, self.retain());
+        if matches!(self.phase, Phase::Open) {
+            self.idle_at = at(now, self.cfg.idle_timeout_ms);
         }
         // The handshake is decoded at once (the host's decision depends on
         // it and it holds no application data); frames wait to be polled.
@@ -301,35 +383,41 @@ impl Connection {
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: u64) {
         self.now = now;
-        let due = |d: Option<u64>| d.is_some_and(|d| d <= now);
+        // Quiet since the last input: no longer busy, so drained buffers
+        // are freed now and after this timer's own output.
+        if self.last_active == NEVER || now.saturating_sub(self.last_active) >= BUSY_GAP_MS {
+            self.streak = 0;
+            self.shrink_idle();
+        }
+        let due = |d: u64| d <= now;
         match self.phase {
             Phase::Closed => {}
-            Phase::ServerReading | Phase::ServerDeciding(_) | Phase::ClientWaiting { .. } => {
-                if due(self.handshake_deadline) {
+            Phase::ServerReading | Phase::ServerDeciding(_) | Phase::ClientWaiting(_) => {
+                if due(self.timer) {
                     self.finish(Some(Error::HandshakeTimeout));
                 }
             }
             Phase::CloseSent => {
-                if due(self.close_deadline) {
+                if due(self.timer) {
                     self.finish(Some(Error::CloseTimeout));
                 }
             }
             Phase::AwaitEof => {
-                if due(self.close_deadline) {
+                if due(self.timer) {
                     self.finish(None);
                 }
             }
             Phase::Open => {
-                if due(self.pong_deadline) {
+                if self.awaiting_pong && due(self.timer) {
                     self.fail(Error::PongTimeout);
-                } else if due(self.idle_deadline) {
-                    self.idle_deadline = None;
+                } else if due(self.idle_at) {
+                    self.idle_at = NEVER;
                     self.start_close(
                         CloseCode::GOING_AWAY,
                         "idle timeout",
                         Some(Error::IdleTimeout),
                     );
-                } else if due(self.next_ping_at) {
+                } else if !self.awaiting_pong && due(self.timer) {
                     self.send_keepalive_ping(now);
                 }
             }
@@ -337,15 +425,15 @@ impl Connection {
     }
 
     fn send_keepalive_ping(&mut self, now: u64) {
-        self.ping_seq += 1;
-        let payload = self.ping_seq.to_be_bytes();
+        self.ping_seq = self.ping_seq.wrapping_add(1);
+        let payload = u64::from(self.ping_seq).to_be_bytes();
         self.write_frame(true, OpCode::Ping, &payload);
         match self.cfg.pong_timeout_ms {
             Some(t) => {
-                self.pong_deadline = Some(now.saturating_add(t));
-                self.next_ping_at = None;
+                self.timer = at(now, Some(t));
+                self.awaiting_pong = true;
             }
-            None => self.next_ping_at = self.cfg.ping_interval_ms.map(|i| now.saturating_add(i)),
+            None => self.timer = at(now, self.cfg.ping_interval_ms),
         }
     }
 
@@ -354,7 +442,7 @@ impl Connection {
         let before = self.events.len();
         while self.events.len() == before && self.process_step() {}
         if self.reader.buffered().is_empty() {
-            self.reader.release(self.cfg.buffer_retain);
+            self.reader.release(self.retain());
         }
     }
 
@@ -381,7 +469,8 @@ impl Connection {
                 }
                 false
             }
-            Phase::ClientWaiting { key, request } => {
+            Phase::ClientWaiting(kr) => {
+                let (key, request) = &**kr;
                 match handshake::parse_response(self.reader.buffered(), key, request, &self.cfg) {
                     Ok(Parsed::Partial) => {}
                     Ok(Parsed::Complete(resp, n)) => {
@@ -427,27 +516,25 @@ impl Connection {
             Incoming::Message(m) => self.events.push_back(Event::Message(m)),
             Incoming::Ping(p) => {
                 if self.cfg.auto_pong && matches!(self.phase, Phase::Open) {
-                    if self.pongs.len() == MAX_PENDING_PONGS {
-                        self.pongs.pop_front();
+                    let pongs = &mut self.extra().pongs;
+                    if pongs.len() == MAX_PENDING_PONGS {
+                        pongs.pop_front();
                     }
-                    self.pongs.push_back(p.clone());
+                    pongs.push_back(p.clone());
                 }
                 self.events.push_back(Event::Ping(p));
             }
             Incoming::Pong(p) => {
-                if self.pong_deadline.is_some() && p[..] == self.ping_seq.to_be_bytes() {
-                    self.pong_deadline = None;
-                    self.next_ping_at = self
-                        .cfg
-                        .ping_interval_ms
-                        .map(|i| self.now.saturating_add(i));
+                if self.awaiting_pong && p[..] == u64::from(self.ping_seq).to_be_bytes() {
+                    self.awaiting_pong = false;
+                    self.timer = at(self.now, self.cfg.ping_interval_ms);
                 }
                 self.events.push_back(Event::Pong(p));
             }
             Incoming::Close(c) => {
                 let (code, reason) = c.clone().unwrap_or((CloseCode::NO_STATUS, String::new()));
                 if matches!(self.phase, Phase::Open) {
-                    self.remote_close = Some((code, reason));
+                    self.extra().remote_close = Some((code, reason));
                     // Echo the peer's code, as RFC 6455 5.5.1 suggests.
                     self.flush_pongs();
                     let payload = match c {
@@ -455,17 +542,16 @@ impl Connection {
                         None => Vec::new(),
                     };
                     self.write_frame(true, OpCode::Close, &payload);
-                } else if self.local_close.is_some() {
-                    self.remote_close = Some((code, reason));
+                } else if self.local_close().is_some() {
+                    self.extra().remote_close = Some((code, reason));
                 }
                 match self.role {
                     Role::Server => self.finish(None),
                     Role::Client => {
                         self.phase = Phase::AwaitEof;
-                        self.close_deadline = self
-                            .cfg
-                            .close_timeout_ms
-                            .map(|t| self.now.saturating_add(t));
+                        self.timer = at(self.now, self.cfg.close_timeout_ms);
+                        self.idle_at = NEVER;
+                        self.awaiting_pong = false;
                     }
                 }
             }
@@ -474,13 +560,14 @@ impl Connection {
 
     fn open(&mut self, subprotocol: Option<String>) {
         self.phase = Phase::Open;
-        self.handshake_deadline = None;
-        self.subprotocol = subprotocol.clone();
-        self.next_ping_at = self
-            .cfg
-            .ping_interval_ms
-            .map(|i| self.now.saturating_add(i));
-        self.idle_deadline = self.cfg.idle_timeout_ms.map(|t| self.now.saturating_add(t));
+        if subprotocol.is_some() {
+            self.extra().subprotocol = subprotocol.clone();
+        }
+        self.timer = at(self.now, self.cfg.ping_interval_ms);
+        self.idle_at = at(self.now, self.cfg.idle_timeout_ms);
+        // The handshake's reads and writes do not make a connection busy.
+        self.streak = 0;
+        self.last_active = NEVER;
         self.events.push_back(Event::Open { subprotocol });
     }
 
@@ -501,7 +588,7 @@ impl Connection {
             if let Some(code) = e.close_code() {
                 let reason = truncate_reason(&e.to_string());
                 self.write_close(code, &reason);
-                self.local_close = Some((code, reason, None));
+                self.extra().local_close = Some((code, reason, None));
             }
         }
         self.finish(Some(e));
@@ -512,23 +599,27 @@ impl Connection {
         if matches!(self.phase, Phase::Closed) {
             return;
         }
-        let clean = self.local_close.is_some() && self.remote_close.is_some()
-            || (self.remote_close.is_some() && error.is_none());
-        let by_peer = self.local_close.is_none() && self.remote_close.is_some();
-        let (code, reason, cause) = match (&self.local_close, &self.remote_close) {
-            (None, Some((c, r))) => (*c, r.clone(), None),
-            (Some((c, r, cause)), _) => (*c, r.clone(), cause.clone()),
+        let (local, remote) = match self.extra.as_deref_mut() {
+            Some(x) => (x.local_close.take(), x.remote_close.take()),
+            None => (None, None),
+        };
+        let clean = local.is_some() && remote.is_some() || (remote.is_some() && error.is_none());
+        let by_peer = local.is_none() && remote.is_some();
+        let (code, reason, cause) = match (local, remote) {
+            (None, Some((c, r))) => (c, r, None),
+            (Some((c, r, cause)), _) => (c, r, cause),
             (None, None) => (CloseCode::ABNORMAL, String::new(), None),
         };
         let error = error.or(cause);
         self.phase = Phase::Closed;
-        self.pongs.clear();
         self.reader.clear();
-        self.handshake_deadline = None;
-        self.next_ping_at = None;
-        self.pong_deadline = None;
-        self.idle_deadline = None;
-        self.close_deadline = None;
+        if let Some(x) = self.extra.as_deref_mut() {
+            x.deflater = None;
+            x.pongs = VecDeque::new();
+        }
+        self.timer = NEVER;
+        self.idle_at = NEVER;
+        self.awaiting_pong = false;
         self.events.push_back(Event::Closed(Closed {
             code,
             reason,
@@ -557,7 +648,7 @@ impl Connection {
             .and_then(|d| deflate::negotiate(&req.extensions, d));
         let ext = agreed.as_ref().map(|(_, value)| value.as_str());
         let (resp, proto) = handshake::accept_response_with(req, &accept, ext);
-        self.writer.raw(&resp, self.cfg.buffer_retain);
+        self.writer.raw(&resp, 0);
         if let Some((params, _)) = agreed {
             self.enable_deflate(params);
         }
@@ -720,15 +811,11 @@ impl Connection {
     fn start_close(&mut self, code: CloseCode, reason: &str, cause: Option<Error>) {
         self.flush_pongs();
         self.write_close(code, reason);
-        self.local_close = Some((code, reason.to_string(), cause));
+        self.extra().local_close = Some((code, reason.to_string(), cause));
         self.phase = Phase::CloseSent;
-        self.next_ping_at = None;
-        self.pong_deadline = None;
-        self.idle_deadline = None;
-        self.close_deadline = self
-            .cfg
-            .close_timeout_ms
-            .map(|t| self.now.saturating_add(t));
+        self.awaiting_pong = false;
+        self.idle_at = NEVER;
+        self.timer = at(self.now, self.cfg.close_timeout_ms);
     }
 
     fn write_close(&mut self, code: CloseCode, reason: &str) {
@@ -739,69 +826,75 @@ impl Connection {
     }
 
     fn mask_key(&mut self) -> Option<[u8; 4]> {
-        match (&mut self.rng, self.role) {
-            (Some(rng), Role::Client) => {
-                let mut k = [0u8; 4];
-                rng.fill(&mut k);
-                Some(k)
-            }
-            _ => None,
+        if self.role != Role::Client {
+            return None;
+        }
+        let rng = self.extra.as_deref_mut()?.rng.as_deref_mut()?;
+        let mut k = [0u8; 4];
+        rng.fill(&mut k);
+        Some(k)
+    }
+
+    /// Output is about to be written: starting to fill an empty writer
+    /// counts towards the busy streak like an input does.
+    #[inline]
+    fn before_write(&mut self) {
+        if self.writer.queued() == 0 {
+            self.touch();
         }
     }
 
     fn write_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
-        if !self.pongs.is_empty() {
+        if self.owes_pongs() {
             self.flush_pongs();
         }
+        self.before_write();
         let mask = self.mask_key();
-        self.writer
-            .frame(fin, opcode, payload, mask, self.cfg.buffer_retain);
+        let retain = self.retain();
+        self.writer.frame(fin, opcode, payload, mask, retain);
     }
 
     /// Sends a whole message compressed, if permessage-deflate is on and
     /// the message is long enough to be worth it. True if it was sent.
     fn try_compress(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
-        let threshold = match (&self.deflater, &self.cfg.deflate) {
+        let threshold = match (&self.deflate_params, &self.cfg.deflate) {
             (Some(_), Some(d)) => d.threshold,
             _ => return false,
         };
         if payload.len() < threshold {
             return false;
         }
-        if !self.pongs.is_empty() {
+        if self.owes_pongs() {
             self.flush_pongs();
         }
+        self.before_write();
         let mask = self.mask_key();
-        let retain = self.cfg.buffer_retain;
-        let Some(d) = self.deflater.as_deref_mut() else {
-            return false;
+        let retain = self.retain();
+        let (params, server) = match self.deflate_params {
+            Some(p) => (p, self.role == Role::Server),
+            None => return false,
         };
+        let cfg = &self.cfg;
+        let slot = &mut self.extra.get_or_insert_with(Box::default).deflater;
+        let d = slot.get_or_insert_with(|| Box::new(deflate_halves(&params, server, cfg).1));
         let wire = d.compress(payload);
         self.writer
             .frame_rsv(true, 0b100, opcode, wire, mask, retain);
         d.release(retain);
+        if d.retained_bytes() == 0 {
+            // Nothing carried over (no zlib state, no history): built again
+            // for the next compressed message.
+            *slot = None;
+        }
         true
     }
 
+    /// Records the negotiated parameters; the compressor and decompressor
+    /// are built on first use (most connections that negotiate
+    /// permessage-deflate exchange only short messages, which are never
+    /// compressed).
     fn enable_deflate(&mut self, p: DeflateParams) {
-        let level = self.cfg.deflate.as_ref().map_or(3, |d| d.level);
-        let (send_bits, send_reset, recv_bits, recv_reset) = match self.role {
-            Role::Server => (
-                p.server_max_window_bits,
-                p.server_no_context_takeover,
-                p.client_max_window_bits,
-                p.client_no_context_takeover,
-            ),
-            Role::Client => (
-                p.client_max_window_bits,
-                p.client_no_context_takeover,
-                p.server_max_window_bits,
-                p.server_no_context_takeover,
-            ),
-        };
-        self.reader
-            .enable_deflate(Inflater::new(recv_bits, recv_reset));
-        self.deflater = Some(Box::new(Deflater::new(send_bits, level, send_reset)));
+        self.reader.enable_deflate_lazy(p);
         self.deflate_params = Some(p);
     }
 
@@ -817,18 +910,33 @@ impl Connection {
         if self.role == Role::Client {
             return self.write_frame(true, opcode, &payload);
         }
-        if !self.pongs.is_empty() {
+        if self.owes_pongs() {
             self.flush_pongs();
         }
-        self.writer
-            .frame_shared(true, opcode, payload, self.cfg.buffer_retain);
+        self.before_write();
+        let retain = self.retain();
+        self.writer.frame_shared(true, opcode, payload, retain);
+    }
+
+    #[inline]
+    fn owes_pongs(&self) -> bool {
+        self.extra.as_ref().is_some_and(|x| !x.pongs.is_empty())
     }
 
     fn flush_pongs(&mut self) {
-        while let Some(p) = self.pongs.pop_front() {
+        if !self.owes_pongs() {
+            return;
+        }
+        self.before_write();
+        let retain = self.retain();
+        let mut pongs = std::mem::take(&mut self.extra().pongs);
+        while let Some(p) = pongs.pop_front() {
             let mask = self.mask_key();
-            self.writer
-                .frame(true, OpCode::Pong, &p, mask, self.cfg.buffer_retain);
+            self.writer.frame(true, OpCode::Pong, &p, mask, retain);
+        }
+        if retain > 0 {
+            // Busy: keep the queue's buffer for the next pings.
+            self.extra().pongs = pongs;
         }
     }
 
@@ -836,10 +944,10 @@ impl Connection {
 
     /// The next chunk of bytes to write to the transport.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if !self.pongs.is_empty() && !matches!(self.phase, Phase::Closed) {
+        if self.owes_pongs() && !matches!(self.phase, Phase::Closed) {
             self.flush_pongs();
         }
-        self.writer.pop(self.cfg.buffer_retain)
+        self.writer.pop(self.retain())
     }
 
     /// The next event for the application.
@@ -851,47 +959,62 @@ impl Connection {
             self.process();
         }
         let e = self.events.pop_front();
-        if self.events.is_empty() && self.events.capacity() > 8 {
+        if self.events.is_empty() && (self.events.capacity() > 8 || self.retain() == 0) {
             self.events = VecDeque::new();
         }
         e
     }
 
-    /// Frees the event and pong queues' spare capacity while they are
-    /// empty. For hosts holding very many idle connections (a hub); the
-    /// next event allocates again.
+    /// Frees whatever is kept for reuse while it is empty: the event and
+    /// pong queues, drained read and write buffers, and the spare box of
+    /// rarely used state. Connections do this on their own once quiet (see
+    /// [`Connection`]'s memory notes); hosts holding very many connections
+    /// (a hub) may call it whenever one goes idle. The next message
+    /// allocates again.
     pub fn shrink_idle(&mut self) {
         if self.events.is_empty() {
             self.events = VecDeque::new();
         }
-        if self.pongs.is_empty() {
-            self.pongs = VecDeque::new();
+        if self.reader.buffered().is_empty() {
+            self.reader.release(0);
+        }
+        self.writer.release_idle();
+        if let Some(x) = self.extra.as_deref() {
+            let unused = x.rng.is_none()
+                && x.subprotocol.is_none()
+                && x.local_close.is_none()
+                && x.remote_close.is_none()
+                && x.deflater.is_none()
+                && x.pongs.is_empty();
+            if unused {
+                self.extra = None;
+            } else if let Some(x) = self.extra.as_deref_mut() {
+                if x.pongs.is_empty() {
+                    x.pongs = VecDeque::new();
+                }
+            }
         }
     }
 
     /// The next time [`Connection::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let pick = |ds: &[Option<u64>]| ds.iter().flatten().copied().min();
-        match self.phase {
-            Phase::Closed => None,
-            Phase::ServerReading | Phase::ServerDeciding(_) | Phase::ClientWaiting { .. } => {
-                self.handshake_deadline
-            }
-            Phase::Open => pick(&[self.next_ping_at, self.pong_deadline, self.idle_deadline]),
-            Phase::CloseSent | Phase::AwaitEof => self.close_deadline,
-        }
+        let t = match self.phase {
+            Phase::Closed => NEVER,
+            Phase::Open => self.timer.min(self.idle_at),
+            _ => self.timer,
+        };
+        (t != NEVER).then_some(t)
     }
 
     /// Transmit first, then events, then the deadline to wait for.
     pub fn poll_output(&mut self) -> Output {
-        let retain = self.cfg.buffer_retain;
-        if let Some(t) = self.writer.pop(retain) {
+        if let Some(t) = self.writer.pop(self.retain()) {
             return Output::Transmit(t);
         }
         if self.events.is_empty() {
             self.process();
             // Bytes that decoding produced (a close reply) go first.
-            if let Some(t) = self.writer.pop(retain) {
+            if let Some(t) = self.writer.pop(self.retain()) {
                 return Output::Transmit(t);
             }
         }

@@ -9,7 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::close::CloseCode;
 use super::config::Config;
-use super::deflate::Inflater;
+use super::deflate::{self, DeflateParams, Deflater, Inflater};
 use super::error::{Error, ProtocolError};
 use super::frame::{FrameHeader, OpCode};
 use super::mask::{apply_mask, copy_masked, rotate_key};
@@ -32,7 +32,6 @@ pub enum Incoming {
 #[derive(Debug)]
 struct InFrame {
     header: FrameHeader,
-    len: usize,
     /// Payload bytes at the front of the buffer that are unmasked and
     /// UTF-8-checked.
     done: usize,
@@ -41,6 +40,15 @@ struct InFrame {
     unmasked: usize,
     text: bool,
     compressed: bool,
+}
+
+impl InFrame {
+    /// The payload length (`check_header` bounded it by
+    /// `max_frame_size`, a `usize`).
+    #[inline]
+    fn len(&self) -> usize {
+        self.header.len as usize
+    }
 }
 
 #[derive(Debug)]
@@ -57,9 +65,13 @@ struct Partial {
 pub struct Reader {
     buf: BytesMut,
     frame: Option<InFrame>,
-    msg: Option<Partial>,
+    /// A fragmented message being assembled (boxed: rare, and large).
+    msg: Option<Box<Partial>>,
     utf8: Utf8Validator,
     expect_masked: bool,
+    /// permessage-deflate was negotiated with these parameters; the
+    /// inflater is built from them on the first compressed frame.
+    deflate: Option<DeflateParams>,
     inflater: Option<Box<Inflater>>,
     /// A frame header was decoded: the bytes are frames from here on (not
     /// the handshake), so `extend` may look at headers ahead of `next`.
@@ -78,6 +90,7 @@ impl Reader {
             msg: None,
             utf8: Utf8Validator::new(),
             expect_masked,
+            deflate: None,
             inflater: None,
             framing: false,
             ahead: None,
@@ -88,6 +101,14 @@ impl Reader {
     /// `inflater` (permessage-deflate was negotiated).
     pub fn enable_deflate(&mut self, inflater: Inflater) {
         self.inflater = Some(Box::new(inflater));
+    }
+
+    /// Accepts RSV1 (compressed messages) from now on, building the
+    /// inflater for `params` (under the connection's
+    /// [`Config::deflate`] settings) when the first compressed frame
+    /// arrives: a connection that never receives one never pays for it.
+    pub fn enable_deflate_lazy(&mut self, params: DeflateParams) {
+        self.deflate = Some(params);
     }
 
     /// Appends received bytes.
@@ -104,8 +125,8 @@ impl Reader {
         if let Some(f) = self.frame.as_mut() {
             if let Some(key) = f.header.mask {
                 // Only when nothing still masked is buffered ahead of it.
-                if self.buf.len() == f.unmasked && f.unmasked < f.len {
-                    let n = data.len().min(f.len - f.unmasked);
+                if self.buf.len() == f.unmasked && f.unmasked < f.len() {
+                    let n = data.len().min(f.len() - f.unmasked);
                     self.buf.reserve(n);
                     let key = rotate_key(key, f.unmasked);
                     copy_masked(&mut self.buf.spare_capacity_mut()[..n], &data[..n], key);
@@ -123,7 +144,7 @@ impl Reader {
         let at = self.buf.len();
         let here = match &self.frame {
             None => at == 0,
-            Some(f) => at == f.len,
+            Some(f) => at == f.len(),
         };
         if self.framing && here && self.ahead.is_none() {
             if let Ok(Some((h, hn))) = FrameHeader::decode(data) {
@@ -187,8 +208,8 @@ impl Reader {
     fn check_header(&self, h: &FrameHeader, cfg: &Config) -> Result<(), Error> {
         // RSV1 marks the first frame of a compressed message, and only
         // when permessage-deflate was negotiated.
-        let rsv1_allowed =
-            self.inflater.is_some() && matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        let rsv1_allowed = (self.inflater.is_some() || self.deflate.is_some())
+            && matches!(h.opcode, OpCode::Text | OpCode::Binary);
         if h.rsv & 0b011 != 0 || (h.rsv & 0b100 != 0 && !rsv1_allowed) {
             return Err(ProtocolError::ReservedBits(h.rsv).into());
         }
@@ -287,7 +308,6 @@ impl Reader {
                 };
                 self.frame = Some(InFrame {
                     header,
-                    len: header.len as usize,
                     done: 0,
                     unmasked,
                     // Compressed text is checked as it inflates instead.
@@ -298,7 +318,7 @@ impl Reader {
             let Some(f) = self.frame.as_mut() else {
                 continue;
             };
-            let avail = self.buf.len().min(f.len);
+            let avail = self.buf.len().min(f.len());
             if avail > f.done {
                 if let Some(key) = f.header.mask {
                     if avail > f.unmasked {
@@ -313,17 +333,17 @@ impl Reader {
                 }
                 f.done = avail;
             }
-            if f.done < f.len {
+            if f.done < f.len() {
                 return Ok(None);
             }
             let (header, compressed) = (f.header, f.compressed);
-            let payload = self.buf.split_to(f.len);
+            let payload = self.buf.split_to(f.len());
             if let Some((at, _)) = self.ahead.as_mut() {
-                *at -= f.len;
+                *at -= f.len();
             }
             self.frame = None;
             let unit = if compressed {
-                self.complete_compressed(header, &payload, cfg.max_message_size)?
+                self.complete_compressed(header, &payload, cfg)?
             } else {
                 self.complete(header, payload)?
             };
@@ -343,12 +363,12 @@ impl Reader {
                 if h.fin {
                     return self.finish(text, payload).map(Some);
                 }
-                self.msg = Some(Partial {
+                self.msg = Some(Box::new(Partial {
                     text,
                     compressed: false,
                     data: payload,
                     fragments: 1,
-                });
+                }));
                 Ok(None)
             }
             OpCode::Continuation => {
@@ -376,8 +396,15 @@ impl Reader {
         &mut self,
         h: FrameHeader,
         payload: &[u8],
-        limit: usize,
+        cfg: &Config,
     ) -> Result<Option<Incoming>, Error> {
+        let limit = cfg.max_message_size;
+        if self.inflater.is_none() {
+            if let Some(p) = &self.deflate {
+                let (inflater, _) = deflate_halves(p, self.expect_masked, cfg);
+                self.inflater = Some(Box::new(inflater));
+            }
+        }
         let Some(inflater) = self.inflater.as_deref_mut() else {
             return Err(ProtocolError::ReservedBits(h.rsv).into());
         };
@@ -386,12 +413,12 @@ impl Reader {
                 m.fragments += 1;
                 m
             }
-            None => Partial {
+            None => Box::new(Partial {
                 text: h.opcode == OpCode::Text,
                 compressed: true,
                 data: BytesMut::new(),
                 fragments: 1,
-            },
+            }),
         };
         let utf8 = if m.text { Some(&mut self.utf8) } else { None };
         inflater.inflate(payload, &mut m.data, limit, utf8)?;
@@ -401,6 +428,11 @@ impl Reader {
         }
         let utf8 = if m.text { Some(&mut self.utf8) } else { None };
         inflater.finish_message(&mut m.data, limit, utf8)?;
+        if self.deflate.is_some() && inflater.retained_bytes() == 0 {
+            // Nothing carried over to the next message (no zlib state, no
+            // history): a fresh inflater is built again when one comes.
+            self.inflater = None;
+        }
         self.finish(m.text, m.data).map(Some)
     }
 
@@ -413,6 +445,21 @@ impl Reader {
         } else {
             Ok(Incoming::Message(Message::Binary(data.freeze())))
         }
+    }
+}
+
+/// The receiving and sending halves of permessage-deflate under the agreed
+/// parameters, for the server (`server`) or the client, with the settings
+/// of `cfg.deflate`. Building them allocates nothing (zlib's state comes on
+/// first use).
+pub(crate) fn deflate_halves(
+    p: &DeflateParams,
+    server: bool,
+    cfg: &Config,
+) -> (Inflater, Deflater) {
+    match &cfg.deflate {
+        Some(d) => deflate::halves(p, server, d),
+        None => deflate::halves(p, server, &deflate::DeflateConfig::default()),
     }
 }
 

@@ -158,6 +158,13 @@ impl Writer {
         Some(chunk)
     }
 
+    /// Frees the buffers while nothing is queued (an idle connection).
+    pub fn release_idle(&mut self) {
+        if self.queued == 0 {
+            *self = Writer::default();
+        }
+    }
+
     /// Frees everything not yet written.
     pub fn clear(&mut self) {
         *self = Writer::default();
