@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use bytes::BytesMut;
-use evsock::ws::deflate::{Deflater, Inflater};
+use evsock::ws::deflate::{Deflater, FreeState, Inflater};
 use evsock::ws::{Accept, ClientRequest, Config, Connection, DeflateConfig, Event, Message};
 use evsock::SeededRng;
 
@@ -285,8 +285,8 @@ fn measure(server: Option<DeflateConfig>, client_side: Option<DeflateConfig>) ->
 #[test]
 fn per_connection_report() {
     let d = DeflateConfig::default();
-    let keep = DeflateConfig {
-        free_between_messages: false,
+    let with = |free_state: FreeState, d: &DeflateConfig| DeflateConfig {
+        free_state,
         ..d.clone()
     };
     let lowest = DeflateConfig {
@@ -297,44 +297,83 @@ fn per_connection_report() {
         mem_level: 1,
         ..d.clone()
     };
-    let lowest_kept = DeflateConfig {
-        free_between_messages: false,
-        ..lowest.clone()
+    // A server that keeps its compression context (and so its compressor).
+    let server_ctx = DeflateConfig {
+        server_no_context_takeover: false,
+        ..d.clone()
     };
     let rows = [
         ("deflate off", None, None),
-        ("defaults", Some(d.clone()), Some(d.clone())),
-        ("defaults, state kept", Some(keep), Some(d.clone())),
+        ("defaults (free Cheap)", Some(d.clone()), Some(d.clone())),
+        (
+            "defaults, free Never",
+            Some(with(FreeState::Never, &d)),
+            Some(d.clone()),
+        ),
+        (
+            "server context, free Cheap",
+            Some(server_ctx.clone()),
+            Some(server_ctx.clone()),
+        ),
+        (
+            "server context, free Always",
+            Some(with(FreeState::Always, &server_ctx)),
+            Some(server_ctx.clone()),
+        ),
         ("lowest memory", Some(lowest.clone()), Some(lowest.clone())),
-        ("lowest memory, state kept", Some(lowest_kept), Some(lowest)),
+        (
+            "lowest memory, free Never",
+            Some(with(FreeState::Never, &lowest)),
+            Some(lowest.clone()),
+        ),
     ];
     println!(
         "heap per server connection in bytes (Connection itself: {} B more)",
         std::mem::size_of::<Connection>()
     );
     println!(
-        "{:<28} {:>8} {:>10} {:>10}",
+        "{:<30} {:>8} {:>10} {:>10}",
         "settings", "idle", "1 KiB in", "1 KiB echo"
     );
     let mut got = Vec::new();
     for (name, s, c) in rows {
         let r = measure(s, c);
         println!(
-            "{name:<28} {:>8} {:>10} {:>10}",
+            "{name:<30} {:>8} {:>10} {:>10}",
             r.idle, r.after_in, r.after_echo
         );
         got.push(r);
     }
-    let (off, def, low) = (&got[0], &got[1], &got[3]);
-    // Negotiating costs a few hundred bytes while idle (the two boxed
-    // halves, no zlib state).
-    assert!(def.idle - off.idle < 1024, "{def:?} vs {off:?}");
-    // Freed between messages: a client with context takeover leaves its
-    // 1 KiB as history (all of the window it has used), nothing else.
-    assert!(def.after_in - def.idle <= 1024 + 64, "{def:?}");
-    // Compressing the echo (no context takeover) keeps nothing more.
-    assert!(def.after_echo <= def.after_in, "{def:?}");
-    // Lowest memory frees everything: nothing over the idle cost.
-    assert!(low.after_in <= low.idle, "{low:?}");
-    assert!(low.after_echo <= low.idle, "{low:?}");
+    let [off, def, def_kept, ctx, ctx_always, low, low_kept] = &got[..] else {
+        unreachable!()
+    };
+    let halves = (std::mem::size_of::<Inflater>() + std::mem::size_of::<Deflater>()) as isize;
+    let inflate = 47_552;
+    let deflate = |bits: isize, mem: isize| (4 << bits) + (128 << 10) + (7 << (mem + 6)) + 3_200;
+    // Negotiating costs at most the two boxed halves while idle.
+    assert!(def.idle - off.idle <= halves, "{def:?} vs {off:?}");
+    // Defaults: a client with context takeover leaves its 1 KiB as history
+    // (all of the window it has used); the compressor (no context
+    // takeover) is freed after the echo.
+    assert!(def.after_in - def.idle <= 1024 + 64 + halves, "{def:?}");
+    assert!(def.after_echo - def.after_in <= halves, "{def:?}");
+    // Kept states: zlib's allocations stay.
+    assert!(def_kept.after_in - def_kept.idle >= inflate, "{def_kept:?}");
+    assert!(
+        def_kept.after_echo - def_kept.idle >= inflate + deflate(15, 8),
+        "{def_kept:?}"
+    );
+    // A server compressing with context: Cheap keeps the compressor,
+    // Always keeps only the 1 KiB it sent.
+    assert!(ctx.after_echo - ctx.after_in >= deflate(15, 8), "{ctx:?}");
+    assert!(
+        ctx_always.after_echo - ctx_always.after_in <= 1024 + 64 + halves,
+        "{ctx_always:?}"
+    );
+    // Lowest memory frees everything.
+    assert!(low.after_echo - low.idle <= halves, "{low:?}");
+    assert!(
+        low_kept.after_echo - low_kept.idle >= inflate + deflate(9, 1),
+        "{low_kept:?}"
+    );
 }
