@@ -54,32 +54,38 @@ struct Limits {
 
 impl Limits {
     fn config(&self) -> Config {
-        let mut c = Config::default();
-        c.max_connections = 1 + self.max_connections as usize % 8;
-        c.admission_rate = 1000;
-        c.admission_burst = 1 + self.admission_burst as u32 % 16;
-        c.max_connections_per_user = 1 + self.max_per_user as usize % 4;
-        c.max_sessions = 1 + self.max_sessions as usize % 8;
-        c.message_rate = 1000;
-        c.message_burst = 1 + self.message_burst as u32 % 64;
-        c.send_window_bytes = 64 + self.send_window as usize % 8192;
-        c.max_queued_bytes = 256 + self.max_queued as usize % 16384;
-        c.slow_policy = if self.drop_oldest {
-            SlowPolicy::DropOldest
-        } else {
-            SlowPolicy::Disconnect
-        };
-        c.offline_grace_ms = self.grace as u64 % 2000;
-        c.max_rooms_per_client = 1 + self.max_rooms as usize % 4;
-        c.session.resume_window_ms = self.resume_window as u64 % 5000;
-        c.session.resume_buffer_bytes = self.resume_bytes as usize % 8192;
-        c.session.ping_interval_ms = None;
-        c.session.idle_timeout_ms = None;
-        c.session.ack_delay_ms = 10;
-        c.session.max_message_bytes = 4096;
-        c.ws.max_frame_size = 4096;
-        c.ws.max_message_size = 4096;
-        c
+        let base = Config::default();
+        let mut session = base.session.clone();
+        session.resume_window_ms = self.resume_window as u64 % 5000;
+        session.resume_buffer_bytes = self.resume_bytes as usize % 8192;
+        session.ping_interval_ms = None;
+        session.idle_timeout_ms = None;
+        session.ack_delay_ms = 10;
+        session.max_message_bytes = 4096;
+        let mut ws = base.ws.clone();
+        ws.max_frame_size = 4096;
+        ws.max_message_size = 4096;
+        Config {
+            ws,
+            session,
+            max_connections: 1 + self.max_connections as usize % 8,
+            admission_rate: 1000,
+            admission_burst: 1 + self.admission_burst as u32 % 16,
+            max_connections_per_user: 1 + self.max_per_user as usize % 4,
+            max_sessions: 1 + self.max_sessions as usize % 8,
+            message_rate: 1000,
+            message_burst: 1 + self.message_burst as u32 % 64,
+            send_window_bytes: 64 + self.send_window as usize % 8192,
+            max_queued_bytes: 256 + self.max_queued as usize % 16384,
+            slow_policy: if self.drop_oldest {
+                SlowPolicy::DropOldest
+            } else {
+                SlowPolicy::Disconnect
+            },
+            offline_grace_ms: self.grace as u64 % 2000,
+            max_rooms_per_client: 1 + self.max_rooms as usize % 4,
+            ..base
+        }
     }
 }
 

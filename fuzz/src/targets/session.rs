@@ -905,7 +905,7 @@ impl World {
         for side in [C, S] {
             let peer = 1 - side;
             let b = &self.books[side];
-            for (&req, _) in &b.requests {
+            for &req in b.requests.keys() {
                 ensure!(
                     b.outcomes.contains_key(&req),
                     "session-lost-request",
