@@ -10,11 +10,15 @@ behavior, every difference, and exits non-zero when:
   * a case's behavior or behaviorClose differs from the expectation,
   * a case is expected but missing from the report, or reported but not expected,
   * any case is not OK/INFORMATIONAL (FAILED, NON-STRICT, WRONG CODE, ...).
+--skipped-from SPEC names a wstest spec whose _ci_exclude patterns were
+skipped in this run: expected cases matching them may be missing, and
+--update then keeps their old expectations.
 --update rewrites the expectation file from the report (the last rule still
 applies to the exit status, so a regression is never silently blessed green).
 """
 import argparse
 import collections
+import fnmatch
 import json
 import os
 import sys
@@ -74,7 +78,15 @@ def main():
     ap.add_argument("--agent", default="evsock")
     ap.add_argument("--report", help="index.json path (default: reports/<side>/index.json)")
     ap.add_argument("--expected", help="expectation path (default: expected-<side>.json)")
+    ap.add_argument("--skipped-from", help="wstest spec whose _ci_exclude cases were not run")
     args = ap.parse_args()
+    skipped = []
+    if args.skipped_from:
+        with open(args.skipped_from) as f:
+            skipped = json.load(f).get("_ci_exclude", [])
+
+    def was_skipped(case_id):
+        return any(fnmatch.fnmatchcase(case_id, p) for p in skipped)
 
     report_path = args.report or os.path.join(HERE, "reports", args.side, "index.json")
     expected_path = args.expected or os.path.join(HERE, f"expected-{args.side}.json")
@@ -109,6 +121,8 @@ def main():
             want, got = expected.get(case_id), actual.get(case_id)
             if want == got:
                 continue
+            if got is None and was_skipped(case_id):
+                continue
             if got is None:
                 line = f"  - {case_id:<10} expected {fmt(want)}, missing from report"
             elif want is None:
@@ -122,7 +136,8 @@ def main():
                 print(line)
 
     if args.update:
-        write_expected(expected_path, args.side, actual)
+        kept = {c: o for c, o in (expected or {}).items() if c not in actual and was_skipped(c)}
+        write_expected(expected_path, args.side, {**kept, **actual})
         print(f"check {args.side}: wrote {len(actual)} expectations to {os.path.relpath(expected_path)}")
         drift = []
 
