@@ -97,7 +97,7 @@ pub fn ws_config(
                 "deflate" => c.deflate = deflate(&v)?,
                 other => {
                     return Err(PyTypeError::new_err(format!(
-                        "unexpected keyword argument {other:?}; WebSocket settings are: {}",
+                        "unexpected keyword argument '{other}'; WebSocket settings are: {}",
                         WS_KEYS.join(", ")
                     )))
                 }

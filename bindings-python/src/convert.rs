@@ -50,6 +50,12 @@ pub fn ms_value(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
         }
         return Ok(f as u64);
     }
+    if v.is_instance_of::<PyInt>() && v.lt(0).unwrap_or(false) {
+        return Err(invalid_arg(
+            py,
+            format!("{what} must be a non-negative number of milliseconds, got {v}"),
+        ));
+    }
     uint(v, what, u64::MAX)
 }
 

@@ -177,7 +177,7 @@ pub fn session_config(
                 "backoff_max_ms" => c.backoff_max_ms = ms(&v, k)?,
                 other => {
                     return Err(PyTypeError::new_err(format!(
-                        "unexpected keyword argument {other:?}; session settings are: {}",
+                        "unexpected keyword argument '{other}'; session settings are: {}",
                         SESSION_KEYS.join(", ")
                     )))
                 }
