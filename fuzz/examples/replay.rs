@@ -1,5 +1,8 @@
 //! Runs inputs through a target without libFuzzer, in strict mode, and says
 //! what broke: `cargo run --example replay -- <target> <file>...`
+//! With `FUZZ_EXPLAIN=1` it first prints the decoded input (connection and
+//! session targets); the session target also prints a trace with
+//! `FUZZ_TRACE=1`.
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -9,6 +12,11 @@ fn main() {
     let mut bad = 0;
     for file in args {
         let data = std::fs::read(&file).unwrap();
+        if std::env::var_os("FUZZ_EXPLAIN").is_some() {
+            if let Some(d) = evsock_fuzz::describe(&name, &data) {
+                println!("{file}:\n{d}");
+            }
+        }
         match std::panic::catch_unwind(|| f(&data)) {
             Ok(()) => println!("{file}: ok"),
             Err(_) => {

@@ -44,3 +44,13 @@ pub const TARGETS: &[(&str, Target)] = &[
 pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
+
+/// The decoded input of a structure-aware target, for triage; `None` for
+/// targets whose input is plain bytes or that have no describer.
+pub fn describe(name: &str, data: &[u8]) -> Option<String> {
+    match name {
+        "connection" => Some(targets::connection::describe(data)),
+        "session" => Some(targets::session::describe(data)),
+        _ => None,
+    }
+}

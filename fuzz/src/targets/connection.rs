@@ -766,6 +766,10 @@ impl Harness {
             }
             Event::Closed(c) => {
                 self.closed = true;
+                // A request still awaiting accept/reject (say, the peer hung
+                // up meanwhile) is gone with the connection: both calls are
+                // now refused with InvalidState.
+                self.pending_request = false;
                 ensure!(
                     crate::wire::legal_close_code(c.code.0) || matches!(c.code.0, 1005 | 1006),
                     "closed-code",
@@ -965,5 +969,13 @@ impl Harness {
                 Ok(())
             }
         }
+    }
+}
+
+/// The decoded input, for triage (`replay --explain`).
+pub fn describe(data: &[u8]) -> String {
+    match Input::arbitrary_take_rest(Unstructured::new(data)) {
+        Ok(i) => format!("{i:#?}"),
+        Err(e) => format!("undecodable: {e}"),
     }
 }

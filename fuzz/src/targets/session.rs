@@ -617,6 +617,14 @@ impl World {
                 self.books[C].got.clear();
                 self.books[S].last_id = 0;
                 self.books[C].last_id = 0;
+                // Its requests are numbered from 1 again, and what the old
+                // one was asked or asked itself went with it (a request the
+                // old one still had pending never ends: `weak` above).
+                let b = &mut self.books[S];
+                b.requests.clear();
+                b.outcomes.clear();
+                b.to_answer.clear();
+                b.answered.clear();
             }
             self.untold[S] = false;
             self.with(S, |s, now| s.handle_connected(now));
@@ -750,11 +758,32 @@ impl World {
             }
             SessionEvent::Reset { .. } => {
                 self.weak = true;
-                // The client forgets both streams; its ids start over.
+                // A reset fails every request the client still had pending
+                // before it says so: none may end later, or twice.
+                let b = &self.books[C];
+                let open: Vec<u64> = b
+                    .requests
+                    .keys()
+                    .filter(|r| !b.outcomes.contains_key(r))
+                    .copied()
+                    .collect();
+                ensure!(
+                    tainted || open.is_empty(),
+                    "session-reset-pending",
+                    "Reset with requests {open:?} still pending"
+                );
+                // The client forgets both streams; its ids start over, and
+                // so do its request ids and the server's.
                 self.books[C].sent.clear();
                 self.books[S].got.clear();
                 self.books[S].last_id = 0;
                 self.books[C].last_id = 0;
+                for b in &mut self.books {
+                    b.to_answer.clear();
+                    b.answered.clear();
+                }
+                self.books[C].requests.clear();
+                self.books[C].outcomes.clear();
             }
             SessionEvent::Expired | SessionEvent::Closed { .. } => {
                 self.weak = true;
@@ -929,5 +958,13 @@ impl World {
             }
         }
         Ok(())
+    }
+}
+
+/// The decoded input, for triage (`FUZZ_EXPLAIN=1` with the replay example).
+pub fn describe(data: &[u8]) -> String {
+    match Input::arbitrary_take_rest(Unstructured::new(data)) {
+        Ok(i) => format!("{i:#?}"),
+        Err(e) => format!("undecodable: {e}"),
     }
 }
