@@ -208,6 +208,8 @@ fn reportable(e: &ws::Error) -> bool {
 pub struct Hub {
     cfg: Config,
     ws_cfg: Arc<ws::Config>,
+    /// Shared by every session (one copy, not one per client).
+    session_cfg: Arc<session::Config>,
     rng: Box<dyn Rng + Send>,
     node: Option<Arc<str>>,
     now: u64,
@@ -257,6 +259,7 @@ impl Hub {
         }
         let mut hub = Hub {
             ws_cfg: Arc::new(config.ws.clone()),
+            session_cfg: Arc::new(config.session.clone()),
             node: config.node_id.as_deref().map(Arc::from),
             admission: Bucket::full(config.admission_burst, 0),
             cfg: config,
@@ -886,7 +889,7 @@ impl Hub {
                     return;
                 }
                 let sid = session::new_session_id(&mut *self.rng);
-                let session = match Session::server(self.cfg.session.clone(), &sid, Box::new(NoRng))
+                let session = match Session::server(self.session_cfg.clone(), &sid, Box::new(NoRng))
                 {
                     Ok(s) => s,
                     Err(_) => {

@@ -10,6 +10,7 @@ use super::{SendError, SessionError, SessionEvent};
 use crate::rng::Rng;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -46,27 +47,16 @@ enum Queued {
     Once { event: EventId, data: Bytes },
 }
 
-/// One end of an evsock session. See the [module docs](super).
-pub struct Session {
-    role: Role,
-    cfg: Config,
-    rng: Box<dyn Rng + Send>,
-    format: Format,
-    sid: Option<String>,
-    state: State,
-    ever_established: bool,
-    now: u64,
-
-    // Outgoing reliable stream.
-    next_id: u64,
+/// State a session needs only while something is in flight: the resume
+/// buffer, requests both ways, queued envelopes, outputs not yet polled and
+/// decoding scratch. Behind one box, allocated on first use and freed again
+/// by [`Session::shrink_idle`] once everything in it is empty, so an idle
+/// session does not carry it.
+#[derive(Default)]
+struct Cold {
+    // Outgoing reliable stream: unacknowledged messages (the resume buffer).
     buf: VecDeque<OutMsg>,
     buf_bytes: usize,
-    flushed_upto: u64,
-
-    // Incoming reliable stream.
-    rx: u64,
-    ack_sent: u64,
-    ack_due: Option<u64>,
 
     // Requests: outgoing (id -> deadline, plus a deadline-ordered index) and
     // incoming (id -> deadline).
@@ -79,17 +69,91 @@ pub struct Session {
     outq_bytes: usize,
     batch_due: Option<u64>,
 
-    // Liveness.
-    last_rx_at: u64,
-    last_ping_at: u64,
+    out: VecDeque<Output>,
+    scratch: Vec<Envelope>,
+}
 
-    // Client reconnects.
+/// What every read of an absent [`Cold`] sees.
+static EMPTY_COLD: Cold = Cold {
+    buf: VecDeque::new(),
+    buf_bytes: 0,
+    pending: BTreeMap::new(),
+    timers: BTreeSet::new(),
+    incoming: BTreeMap::new(),
+    outq: Vec::new(),
+    outq_bytes: 0,
+    batch_due: None,
+    out: VecDeque::new(),
+    scratch: Vec::new(),
+};
+
+impl Cold {
+    /// Nothing in flight: the box can go.
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+            && self.pending.is_empty()
+            && self.timers.is_empty()
+            && self.incoming.is_empty()
+            && self.outq.is_empty()
+            && self.batch_due.is_none()
+            && self.out.is_empty()
+    }
+}
+
+/// Client-only state (reconnects), boxed: a server session has none.
+struct ClientPart {
+    rng: Box<dyn Rng + Send>,
     backoff: Backoff,
     retry_after: Option<u64>,
     reconnect_at: Option<u64>,
+}
 
-    out: VecDeque<Output>,
-    scratch: Vec<Envelope>,
+/// Inputs closer together than this count towards a busy streak.
+const BUSY_GAP_MS: u64 = 1_000;
+
+/// A session with this many such inputs in a row is busy: it keeps its
+/// [`Cold`] box between messages instead of freeing it in
+/// [`Session::shrink_idle`].
+const BUSY_STREAK: u8 = 2;
+
+/// One end of an evsock session. See the [module docs](super).
+///
+/// # Memory
+///
+/// An idle session is the struct (see the size test) plus its session id:
+/// the configuration is shared (`Arc`), a server keeps no random source,
+/// client-only reconnect state is boxed, and everything that exists only
+/// while messages are in flight (resume buffer, requests, queued envelopes,
+/// outputs) lives in one box that [`Session::shrink_idle`] frees once it is
+/// empty and the session is not busy.
+pub struct Session {
+    cfg: Arc<Config>,
+    sid: Option<Box<str>>,
+    cold: Option<Box<Cold>>,
+    client: Option<Box<ClientPart>>,
+    state: State,
+    now: u64,
+
+    // Outgoing reliable stream.
+    next_id: u64,
+    flushed_upto: u64,
+
+    // Incoming reliable stream.
+    rx: u64,
+    ack_sent: u64,
+    ack_due: Option<u64>,
+
+    // Liveness.
+    last_rx_at: u64,
+    last_ping_at: u64,
+    /// When the last input or application send happened (busy streak).
+    last_active: u64,
+
+    role: Role,
+    format: Format,
+    ever_established: bool,
+    /// Inputs in a row within [`BUSY_GAP_MS`] of each other (saturating).
+    streak: u8,
 }
 
 impl std::fmt::Debug for Session {
@@ -100,71 +164,99 @@ impl std::fmt::Debug for Session {
             .field("state", &self.state)
             .field("next_id", &self.next_id)
             .field("rx", &self.rx)
-            .field("unacked", &self.buf.len())
-            .field("pending", &self.pending.len())
+            .field("unacked", &self.c().buf.len())
+            .field("pending", &self.c().pending.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    fn new(role: Role, cfg: Config, sid: Option<String>, rng: Box<dyn Rng + Send>) -> Self {
+    fn new(role: Role, cfg: Arc<Config>, sid: Option<String>, client: Option<ClientPart>) -> Self {
         Session {
             role,
             format: cfg.format,
-            backoff: Backoff::new(cfg.backoff_base_ms, cfg.backoff_max_ms),
             cfg,
-            rng,
-            sid,
+            sid: sid.map(String::into_boxed_str),
+            cold: None,
+            client: client.map(Box::new),
             state: State::Idle,
             ever_established: false,
             now: 0,
             next_id: 1,
-            buf: VecDeque::new(),
-            buf_bytes: 0,
             flushed_upto: 0,
             rx: 0,
             ack_sent: 0,
             ack_due: None,
-            pending: BTreeMap::new(),
-            timers: BTreeSet::new(),
-            incoming: BTreeMap::new(),
-            outq: Vec::new(),
-            outq_bytes: 0,
-            batch_due: None,
             last_rx_at: 0,
             last_ping_at: 0,
-            retry_after: None,
-            reconnect_at: None,
-            out: VecDeque::new(),
-            scratch: Vec::new(),
+            last_active: u64::MAX,
+            streak: 0,
+        }
+    }
+
+    /// The in-flight state, or an empty one if none is allocated.
+    #[inline]
+    fn c(&self) -> &Cold {
+        self.cold.as_deref().unwrap_or(&EMPTY_COLD)
+    }
+
+    /// The in-flight state, allocated on first use.
+    #[inline]
+    fn cm(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    fn reconnect_at(&self) -> Option<u64> {
+        self.client.as_ref().and_then(|c| c.reconnect_at)
+    }
+
+    fn set_reconnect_at(&mut self, at: Option<u64>) {
+        if let Some(c) = self.client.as_deref_mut() {
+            c.reconnect_at = at;
         }
     }
 
     /// A client session. Open a transport connection, then call
     /// [`Session::handle_connected`]; the session sends the hello.
-    pub fn client(cfg: Config, rng: Box<dyn Rng + Send>) -> Self {
-        Session::new(Role::Client, cfg, None, rng)
+    ///
+    /// `cfg` may be a [`Config`] or an `Arc<Config>` shared by many
+    /// sessions.
+    pub fn client(cfg: impl Into<Arc<Config>>, rng: Box<dyn Rng + Send>) -> Self {
+        let cfg = cfg.into();
+        let client = ClientPart {
+            rng,
+            backoff: Backoff::new(cfg.backoff_base_ms, cfg.backoff_max_ms),
+            retry_after: None,
+            reconnect_at: None,
+        };
+        Session::new(Role::Client, cfg, None, Some(client))
     }
 
     /// A server session with the given id (normally from
     /// [`new_session_id`](super::new_session_id)). Call
     /// [`Session::handle_connected`] and then hand it the hello message.
     ///
+    /// `cfg` may be a [`Config`] or an `Arc<Config>` shared by many
+    /// sessions (a hub shares one). A server never draws random numbers
+    /// (only a client's reconnect backoff does), so `rng` is dropped at
+    /// once; it is taken for symmetry with [`Session::client`].
+    ///
     /// Fails if `session_id` is not 1 to 64 printable ASCII characters
     /// without space, `"` or `\`.
     pub fn server(
-        cfg: Config,
+        cfg: impl Into<Arc<Config>>,
         session_id: &str,
         rng: Box<dyn Rng + Send>,
     ) -> Result<Self, EnvelopeError> {
+        drop(rng);
         if !proto::is_valid_session_id(session_id) {
             return Err(EnvelopeError::BadProtocolData("sid"));
         }
         Ok(Session::new(
             Role::Server,
-            cfg,
+            cfg.into(),
             Some(session_id.to_owned()),
-            rng,
+            None,
         ))
     }
 
@@ -202,17 +294,17 @@ impl Session {
 
     /// Outgoing requests still waiting for a reply.
     pub fn pending_requests(&self) -> usize {
-        self.pending.len()
+        self.c().pending.len()
     }
 
     /// Reliable messages not yet acknowledged by the peer.
     pub fn unacked_messages(&self) -> usize {
-        self.buf.len()
+        self.c().buf.len()
     }
 
     /// Encoded size of the unacknowledged reliable messages.
     pub fn unacked_bytes(&self) -> usize {
-        self.buf_bytes
+        self.c().buf_bytes
     }
 
     /// Highest peer id received in order.
@@ -233,22 +325,51 @@ impl Session {
 
     /// The next thing the host must do, if any. Drain it after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        self.cold.as_deref_mut()?.out.pop_front()
     }
 
-    /// Frees the capacity kept for reuse (output queue, envelope queue,
-    /// decoding scratch) while it is empty. For hosts holding very many idle
-    /// sessions (a hub); the next message allocates again.
+    /// Frees what is kept for reuse while it is empty. For hosts holding
+    /// very many idle sessions (a hub): once nothing is in flight (every
+    /// reliable message acknowledged, no request open either way, no
+    /// output waiting) and the session is not busy (two inputs or sends in
+    /// a row, each within a second of the previous one), the whole
+    /// in-flight box is freed and the idle session is just its struct and
+    /// its id. A busy session keeps it, so steady traffic does not allocate
+    /// it per message; the next call after a quiet second frees it. The
+    /// next message allocates again.
     pub fn shrink_idle(&mut self) {
-        if self.out.is_empty() {
-            self.out = VecDeque::new();
+        // (`streak` is 0 while `last_active` is still unset.)
+        let busy =
+            self.streak >= BUSY_STREAK && self.now.saturating_sub(self.last_active) < BUSY_GAP_MS;
+        let Some(c) = self.cold.as_deref_mut() else {
+            return;
+        };
+        if busy {
+            return;
         }
-        if self.outq.is_empty() {
-            self.outq = Vec::new();
+        if c.is_empty() {
+            self.cold = None;
+            return;
         }
-        if self.scratch.is_empty() {
-            self.scratch = Vec::new();
+        if c.out.is_empty() {
+            c.out = VecDeque::new();
         }
+        if c.outq.is_empty() {
+            c.outq = Vec::new();
+        }
+        c.scratch = Vec::new();
+    }
+
+    /// Counts an input or an application send at `self.now` towards the busy
+    /// streak.
+    #[inline]
+    fn touch(&mut self) {
+        if self.last_active != u64::MAX && self.now.saturating_sub(self.last_active) < BUSY_GAP_MS {
+            self.streak = self.streak.saturating_add(1);
+        } else {
+            self.streak = 0;
+        }
+        self.last_active = self.now;
     }
 
     /// When [`Session::handle_timeout`] must be called next (absolute
@@ -259,13 +380,13 @@ impl Session {
         }
         let mut t: Option<u64> = None;
         let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
-        if let Some(&(d, _)) = self.timers.first() {
+        if let Some(&(d, _)) = self.c().timers.first() {
             at(d);
         }
         if let Some(d) = self.ack_due {
             at(d);
         }
-        if let Some(d) = self.batch_due {
+        if let Some(d) = self.c().batch_due {
             at(d);
         }
         match self.state {
@@ -280,7 +401,7 @@ impl Session {
             State::Handshaking { since } => at(since.saturating_add(self.cfg.handshake_timeout_ms)),
             State::Disconnected { since } => match self.role {
                 Role::Client => {
-                    if let Some(r) = self.reconnect_at {
+                    if let Some(r) = self.reconnect_at() {
                         at(r);
                     }
                 }
@@ -288,7 +409,7 @@ impl Session {
             },
             State::Idle | State::Closed => {}
         }
-        if let Some(f) = self.buf.front() {
+        if let Some(f) = self.c().buf.front() {
             if self.evictable(f.id) {
                 at(f.at.saturating_add(self.cfg.resume_buffer_age_ms));
             }
@@ -312,14 +433,14 @@ impl Session {
             self.transport_lost();
         }
         self.state = State::Handshaking { since: self.now };
-        self.reconnect_at = None;
+        self.set_reconnect_at(None);
         self.last_rx_at = self.now;
         self.last_ping_at = self.now;
         self.flushed_upto = 0;
         if self.role == Role::Client {
             let hello = HelloData {
                 v: PROTOCOL_VERSION,
-                sid: self.sid.clone(),
+                sid: self.sid.as_deref().map(str::to_owned),
                 rx: self.rx,
                 lo: self.lo(),
             };
@@ -353,6 +474,7 @@ impl Session {
     /// resulting events share `payload`'s memory.
     pub fn handle_message_bytes(&mut self, now: u64, kind: MessageKind, payload: Bytes) {
         self.tick(now);
+        self.touch();
         match self.state {
             State::Established | State::Handshaking { .. } => {}
             _ => {
@@ -374,7 +496,11 @@ impl Session {
             return;
         }
         self.last_rx_at = self.now;
-        let mut envs = std::mem::take(&mut self.scratch);
+        let mut envs = self
+            .cold
+            .as_deref_mut()
+            .map(|c| std::mem::take(&mut c.scratch))
+            .unwrap_or_default();
         envs.clear();
         match fmt
             .codec()
@@ -395,7 +521,9 @@ impl Session {
             }
         }
         envs.clear();
-        self.scratch = envs;
+        if envs.capacity() > 0 {
+            self.cm().scratch = envs;
+        }
         self.finish();
     }
 
@@ -403,12 +531,13 @@ impl Session {
     pub fn handle_timeout(&mut self, now: u64) {
         self.tick(now);
         let now = self.now;
-        while let Some(&(d, id)) = self.timers.first() {
+        while let Some(&(d, id)) = self.c().timers.first() {
             if d > now {
                 break;
             }
-            self.timers.pop_first();
-            self.pending.remove(&id);
+            let c = self.cm();
+            c.timers.pop_first();
+            c.pending.remove(&id);
             self.emit(SessionEvent::RequestFailed {
                 req: id,
                 error: RequestError::Timeout,
@@ -430,12 +559,12 @@ impl Session {
                         }
                     }
                     if self.ack_due.is_some_and(|d| d <= now) {
-                        if self.outq.is_empty() {
+                        if self.c().outq.is_empty() {
                             self.enqueue_once(EventId::from_static(proto::ACK), Bytes::new());
                         }
                         self.flush();
                     }
-                    if self.batch_due.is_some_and(|d| d <= now) {
+                    if self.c().batch_due.is_some_and(|d| d <= now) {
                         self.flush();
                     }
                 }
@@ -447,8 +576,8 @@ impl Session {
             }
             State::Disconnected { since } => match self.role {
                 Role::Client => {
-                    if self.reconnect_at.is_some_and(|r| r <= now) {
-                        self.reconnect_at = None;
+                    if self.reconnect_at().is_some_and(|r| r <= now) {
+                        self.set_reconnect_at(None);
                         self.emit(SessionEvent::Reconnect);
                     }
                 }
@@ -472,6 +601,7 @@ impl Session {
     /// session's format (or empty for none).
     pub fn send(&mut self, now: u64, event: &str, data: Bytes) -> Result<(), SendError> {
         self.tick(now);
+        self.touch();
         let ev = self.check_app(event, &data)?;
         if self.state != State::Established {
             return Err(SendError::NotConnected);
@@ -487,6 +617,7 @@ impl Session {
     /// Returns its id.
     pub fn send_reliable(&mut self, now: u64, event: &str, data: Bytes) -> Result<u64, SendError> {
         self.tick(now);
+        self.touch();
         let ev = self.check_app(event, &data)?;
         let id = self.push_reliable(ev, data, Meta::default());
         self.finish();
@@ -532,11 +663,12 @@ impl Session {
         ik: Option<Box<str>>,
     ) -> Result<u64, SendError> {
         self.tick(now);
+        self.touch();
         let ev = self.check_app(event, &data)?;
         if timeout_ms == 0 || timeout_ms > self.cfg.max_request_timeout_ms {
             return Err(SendError::BadTimeout);
         }
-        if self.pending.len() >= self.cfg.max_pending_requests {
+        if self.c().pending.len() >= self.cfg.max_pending_requests {
             return Err(SendError::TooManyPending);
         }
         let meta = Meta {
@@ -546,8 +678,9 @@ impl Session {
         };
         let id = self.push_reliable(ev, data, meta);
         let deadline = self.now.saturating_add(timeout_ms);
-        self.pending.insert(id, deadline);
-        self.timers.insert((deadline, id));
+        let c = self.cm();
+        c.pending.insert(id, deadline);
+        c.timers.insert((deadline, id));
         self.finish();
         Ok(id)
     }
@@ -573,19 +706,20 @@ impl Session {
         kind: &'static str,
     ) -> Result<(), SendError> {
         self.tick(now);
+        self.touch();
         if self.state == State::Closed {
             return Err(SendError::Closed);
         }
         self.check_data(kind.as_bytes(), &data)?;
-        match self.incoming.get(&req) {
+        match self.c().incoming.get(&req) {
             None => return Err(SendError::UnknownRequest),
             Some(&d) if d <= self.now => {
-                self.incoming.remove(&req);
+                self.cm().incoming.remove(&req);
                 return Err(SendError::UnknownRequest);
             }
             Some(_) => {}
         }
-        self.incoming.remove(&req);
+        self.cm().incoming.remove(&req);
         let meta = Meta {
             re: Some(req),
             ..Meta::default()
@@ -639,7 +773,7 @@ impl Session {
     }
 
     fn emit(&mut self, e: SessionEvent) {
-        self.out.push_back(Output::Event(e));
+        self.cm().out.push_back(Output::Event(e));
     }
 
     fn emit_error(&mut self, e: SessionError) {
@@ -648,7 +782,7 @@ impl Session {
 
     /// Lowest own id that can still be retransmitted.
     fn lo(&self) -> u64 {
-        self.buf.front().map_or(self.next_id, |m| m.id)
+        self.c().buf.front().map_or(self.next_id, |m| m.id)
     }
 
     fn evictable(&self, id: u64) -> bool {
@@ -697,15 +831,17 @@ impl Session {
             .format
             .codec()
             .envelope_len_hint(event.as_bytes(), &data, &meta);
-        self.buf.push_back(OutMsg {
+        let at = self.now;
+        self.cm().buf.push_back(OutMsg {
             id,
             event,
             data,
             meta,
-            at: self.now,
+            at,
             size,
         });
-        self.buf_bytes += size;
+        let c = self.cm();
+        c.buf_bytes += size;
         if self.state == State::Established {
             self.enqueue(Queued::Reliable(id), size);
         }
@@ -724,22 +860,23 @@ impl Session {
 
     fn enqueue(&mut self, q: Queued, size: usize) {
         let limit = self.cfg.batch_max_bytes.min(self.cfg.max_message_bytes);
-        if !self.outq.is_empty() && self.outq_bytes + size > limit {
+        if !self.c().outq.is_empty() && self.c().outq_bytes + size > limit {
             self.flush();
         }
-        self.outq.push(q);
-        self.outq_bytes += size;
-        if self.outq.len() >= self.cfg.max_batch_envelopes.max(1) {
+        let c = self.cm();
+        c.outq.push(q);
+        c.outq_bytes += size;
+        if self.c().outq.len() >= self.cfg.max_batch_envelopes.max(1) {
             self.flush();
-        } else if self.cfg.batch_window_ms > 0 && self.batch_due.is_none() {
-            self.batch_due = Some(self.now.saturating_add(self.cfg.batch_window_ms));
+        } else if self.cfg.batch_window_ms > 0 && self.c().batch_due.is_none() {
+            self.cm().batch_due = Some(self.now.saturating_add(self.cfg.batch_window_ms));
         }
     }
 
     /// End of every public call: without a batch window, everything queued
     /// goes out now (one frame per call, or more if it is large).
     fn finish(&mut self) {
-        if self.cfg.batch_window_ms == 0 && !self.outq.is_empty() {
+        if self.cfg.batch_window_ms == 0 && !self.c().outq.is_empty() {
             self.flush();
         }
     }
@@ -747,17 +884,20 @@ impl Session {
     /// Writes the queued envelopes into one frame (a batch if more than one)
     /// and piggy-backs the current ack on the first envelope.
     fn flush(&mut self) {
-        self.batch_due = None;
-        if self.outq.is_empty() {
+        let Some(cold) = self.cold.as_deref_mut() else {
+            return;
+        };
+        cold.batch_due = None;
+        if cold.outq.is_empty() {
             return;
         }
-        let queue = std::mem::take(&mut self.outq);
-        self.outq_bytes = 0;
+        let mut queue = std::mem::take(&mut cold.outq);
+        cold.outq_bytes = 0;
         if self.state != State::Established {
             return;
         }
         let codec = self.format.codec();
-        let front = self.buf.front().map_or(self.next_id, |m| m.id);
+        let front = cold.buf.front().map_or(self.next_id, |m| m.id);
         let mut items: Vec<(&EventId, &Bytes, &Meta, usize)> = Vec::with_capacity(queue.len());
         let empty = Meta::default();
         let mut total = 0;
@@ -768,7 +908,7 @@ impl Session {
                     if *id < front {
                         continue; // evicted before it could be sent
                     }
-                    if let Some(m) = self.buf.get((id - front) as usize) {
+                    if let Some(m) = cold.buf.get((id - front) as usize) {
                         items.push((&m.event, &m.data, &m.meta, m.size));
                         total += m.size;
                         max_id = max_id.max(*id);
@@ -811,16 +951,14 @@ impl Session {
             self.ack_sent = self.rx;
             self.ack_due = None;
         }
-        let kind = self.format.kind();
-        self.out.push_back(Output::Send {
-            kind,
+        cold.out.push_back(Output::Send {
+            kind: self.format.kind(),
             payload: Bytes::from(frame),
         });
         // Reuse the queue's allocation.
-        let mut queue = queue;
         queue.clear();
-        if self.outq.is_empty() {
-            self.outq = queue;
+        if cold.outq.is_empty() {
+            cold.outq = queue;
         }
     }
 
@@ -836,7 +974,7 @@ impl Session {
             .codec()
             .write_envelope(&mut frame, event.as_bytes(), &data, &Meta::default());
         let kind = self.format.kind();
-        self.out.push_back(Output::Send {
+        self.cm().out.push_back(Output::Send {
             kind,
             payload: Bytes::from(frame),
         });
@@ -846,14 +984,23 @@ impl Session {
     /// and age bounds (never the newest one, never one still waiting to be
     /// written on the open connection).
     fn evict(&mut self) {
-        while let Some(f) = self.buf.front() {
-            let over = self.buf_bytes > self.cfg.resume_buffer_bytes && self.buf.len() > 1;
+        while let Some(f) = self.c().buf.front() {
+            let c = self.c();
+            let over = c.buf_bytes > self.cfg.resume_buffer_bytes && c.buf.len() > 1;
             let old = f.at.saturating_add(self.cfg.resume_buffer_age_ms) <= self.now;
             if !(over || old) || !self.evictable(f.id) {
                 break;
             }
-            self.buf_bytes -= f.size;
-            self.buf.pop_front();
+            self.pop_buf();
+        }
+    }
+
+    /// Drops the oldest message of the resume buffer.
+    fn pop_buf(&mut self) {
+        if let Some(c) = self.cold.as_deref_mut() {
+            if let Some(f) = c.buf.pop_front() {
+                c.buf_bytes -= f.size;
+            }
         }
     }
 
@@ -862,12 +1009,11 @@ impl Session {
             self.emit_error(SessionError::BadAck(a));
             return false;
         }
-        while let Some(f) = self.buf.front() {
+        while let Some(f) = self.c().buf.front() {
             if f.id > a {
                 break;
             }
-            self.buf_bytes -= f.size;
-            self.buf.pop_front();
+            self.pop_buf();
         }
         true
     }
@@ -878,14 +1024,16 @@ impl Session {
             State::Closed => {}
             State::Disconnected { .. } => {
                 // A reconnect attempt failed.
-                if self.role == Role::Client && self.reconnect_at.is_none() {
+                if self.role == Role::Client && self.reconnect_at().is_none() {
                     self.schedule_reconnect();
                 }
             }
             State::Idle | State::Handshaking { .. } | State::Established => {
-                self.outq.clear();
-                self.outq_bytes = 0;
-                self.batch_due = None;
+                if let Some(c) = self.cold.as_deref_mut() {
+                    c.outq.clear();
+                    c.outq_bytes = 0;
+                    c.batch_due = None;
+                }
                 self.ack_due = None;
                 self.state = State::Disconnected { since: self.now };
                 if self.role == Role::Client {
@@ -896,9 +1044,12 @@ impl Session {
     }
 
     fn schedule_reconnect(&mut self) {
-        let ra = self.retry_after.take();
-        let d = self.backoff.next_delay(&mut *self.rng, ra);
-        self.reconnect_at = Some(self.now.saturating_add(d));
+        let now = self.now;
+        if let Some(c) = self.client.as_deref_mut() {
+            let ra = c.retry_after.take();
+            let d = c.backoff.next_delay(&mut *c.rng, ra);
+            c.reconnect_at = Some(now.saturating_add(d));
+        }
     }
 
     /// We give up on the connection: tell the host to close it.
@@ -911,21 +1062,30 @@ impl Session {
     fn end(&mut self, why: RequestError) {
         self.fail_pending(|_| true, why);
         self.state = State::Closed;
-        self.buf.clear();
-        self.buf_bytes = 0;
-        self.outq.clear();
-        self.outq_bytes = 0;
-        self.incoming.clear();
+        if let Some(c) = self.cold.as_deref_mut() {
+            c.buf.clear();
+            c.buf_bytes = 0;
+            c.outq.clear();
+            c.outq_bytes = 0;
+            c.incoming.clear();
+            c.batch_due = None;
+        }
         self.ack_due = None;
-        self.batch_due = None;
-        self.reconnect_at = None;
+        self.set_reconnect_at(None);
     }
 
     fn fail_pending(&mut self, pred: impl Fn(u64) -> bool, why: RequestError) {
-        let ids: Vec<u64> = self.pending.keys().copied().filter(|&i| pred(i)).collect();
+        let ids: Vec<u64> = self
+            .c()
+            .pending
+            .keys()
+            .copied()
+            .filter(|&i| pred(i))
+            .collect();
         for id in ids {
-            if let Some(d) = self.pending.remove(&id) {
-                self.timers.remove(&(d, id));
+            let c = self.cm();
+            if let Some(d) = c.pending.remove(&id) {
+                c.timers.remove(&(d, id));
             }
             self.emit(SessionEvent::RequestFailed {
                 req: id,
@@ -937,12 +1097,14 @@ impl Session {
     /// Forgets both reliable streams (the peer no longer knows them).
     fn reset_streams(&mut self) {
         self.fail_pending(|_| true, RequestError::ResumeFailed);
-        self.buf.clear();
-        self.buf_bytes = 0;
+        if let Some(c) = self.cold.as_deref_mut() {
+            c.buf.clear();
+            c.buf_bytes = 0;
+            c.incoming.clear();
+        }
         self.next_id = 1;
         self.rx = 0;
         self.ack_sent = 0;
-        self.incoming.clear();
     }
 
     /// Applies the peer's view after a handshake on a resumed session:
@@ -978,9 +1140,11 @@ impl Session {
         self.ever_established = true;
         self.ack_sent = self.rx;
         self.ack_due = None;
-        self.backoff.reset();
-        self.retry_after = None;
-        let session_id = self.sid.clone().unwrap_or_default();
+        if let Some(c) = self.client.as_deref_mut() {
+            c.backoff.reset();
+            c.retry_after = None;
+        }
+        let session_id = self.sid.as_deref().unwrap_or_default().to_owned();
         self.emit(SessionEvent::Established {
             session_id,
             resumed,
@@ -988,7 +1152,7 @@ impl Session {
     }
 
     fn retransmit_all(&mut self) {
-        let items: Vec<(u64, usize)> = self.buf.iter().map(|m| (m.id, m.size)).collect();
+        let items: Vec<(u64, usize)> = self.c().buf.iter().map(|m| (m.id, m.size)).collect();
         for (id, size) in items {
             self.enqueue(Queued::Reliable(id), size);
         }
@@ -1013,7 +1177,7 @@ impl Session {
             return self.protocol_drop(CloseReason::ProtocolError);
         }
         self.format = fmt;
-        let own = self.sid.clone().unwrap_or_default();
+        let own = self.sid.as_deref().unwrap_or_default().to_owned();
         let (st, resumed, lost) = if self.ever_established && h.sid.as_deref() == Some(&own) {
             let lost = self.resume_streams(h.rx, h.lo);
             ("resumed", true, lost)
@@ -1060,7 +1224,7 @@ impl Session {
         }
         let resumed = self.sid.as_deref() == Some(w.sid.as_str()) && w.st == "resumed";
         if !resumed && self.sid.is_some() {
-            let unconfirmed = match (self.buf.front(), self.buf.back()) {
+            let unconfirmed = match (self.c().buf.front(), self.c().buf.back()) {
                 (Some(a), Some(b)) => Some((a.id, b.id)),
                 _ => None,
             };
@@ -1070,7 +1234,7 @@ impl Session {
         // Also for a new session: the server may have evicted pushes it
         // queued before this first welcome.
         self.resume_streams(w.rx, w.lo);
-        self.sid = Some(w.sid);
+        self.sid = Some(w.sid.into_boxed_str());
         self.established(resumed);
         self.retransmit_all();
     }
@@ -1085,7 +1249,9 @@ impl Session {
             });
         } else {
             if b.ra > 0 {
-                self.retry_after = Some(b.ra);
+                if let Some(c) = self.client.as_deref_mut() {
+                    c.retry_after = Some(b.ra);
+                }
             }
             self.protocol_drop(CloseReason::GoAway);
         }
@@ -1162,8 +1328,8 @@ impl Session {
                 self.emit_error(SessionError::BadRequest);
                 return true;
             };
-            if let Some(d) = self.pending.remove(&re) {
-                self.timers.remove(&(d, re));
+            if let Some(d) = self.cm().pending.remove(&re) {
+                self.cm().timers.remove(&(d, re));
                 let e = if ev == proto::REPLY.as_bytes() {
                     SessionEvent::Reply {
                         req: re,
@@ -1190,11 +1356,11 @@ impl Session {
                 return true;
             };
             let rq = rq.min(self.cfg.max_request_timeout_ms);
-            if self.incoming.len() >= self.cfg.max_incoming_requests {
+            if self.c().incoming.len() >= self.cfg.max_incoming_requests {
                 let now = self.now;
-                self.incoming.retain(|_, d| *d > now);
+                self.cm().incoming.retain(|_, d| *d > now);
             }
-            if self.incoming.len() >= self.cfg.max_incoming_requests {
+            if self.c().incoming.len() >= self.cfg.max_incoming_requests {
                 let data = self
                     .format
                     .encode(&RerrData { code: "busy" })
@@ -1206,7 +1372,8 @@ impl Session {
                 self.push_reliable(EventId::from_static(proto::RERR), data, meta);
                 return true;
             }
-            self.incoming.insert(id, self.now.saturating_add(rq));
+            let until = self.now.saturating_add(rq);
+            self.cm().incoming.insert(id, until);
             self.emit(SessionEvent::Request {
                 req: id,
                 event: env.event,
