@@ -45,18 +45,28 @@ enum Phase {
     Bound(u64),
 }
 
+/// No user accepted yet (in [`Conn::user`]).
+const NO_USER: u64 = u64::MAX;
+
 struct Conn {
     ws: Connection,
     phase: Phase,
-    /// The accepted user (users slab key).
-    uid: Option<u64>,
+    /// The accepted user (users slab key), or [`NO_USER`].
+    user: u64,
     outq: OutQueue,
     /// Bytes handed to the host and not yet reported written.
     inflight: usize,
     bucket: Bucket,
-    /// The `evs/hello` must arrive by then.
-    hello_deadline: Option<u64>,
+    /// The `evs/hello` must arrive by then ([`NEVER`]: not waiting).
+    hello_deadline: u64,
     scheduled: u64,
+}
+
+impl Conn {
+    /// The accepted user (users slab key).
+    fn uid(&self) -> Option<u64> {
+        (self.user != NO_USER).then_some(self.user)
+    }
 }
 
 struct Client {
@@ -69,9 +79,58 @@ struct Client {
     scheduled: u64,
 }
 
+/// A user's clients: almost always one, kept inline (no allocation).
+#[derive(Default)]
+enum ClientList {
+    #[default]
+    Empty,
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl ClientList {
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            ClientList::Empty => &[],
+            ClientList::One(k) => std::slice::from_ref(k),
+            ClientList::Many(v) => v,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn push(&mut self, k: u64) {
+        *self = match std::mem::take(self) {
+            ClientList::Empty => ClientList::One(k),
+            ClientList::One(a) => ClientList::Many(vec![a, k]),
+            ClientList::Many(mut v) => {
+                v.push(k);
+                ClientList::Many(v)
+            }
+        };
+    }
+
+    fn remove(&mut self, k: u64) {
+        *self = match std::mem::take(self) {
+            ClientList::One(a) if a != k => ClientList::One(a),
+            ClientList::Many(mut v) => {
+                v.retain(|&x| x != k);
+                match v[..] {
+                    [] => ClientList::Empty,
+                    [a] => ClientList::One(a),
+                    _ => ClientList::Many(v),
+                }
+            }
+            ClientList::Empty | ClientList::One(_) => ClientList::Empty,
+        };
+    }
+}
+
 struct User {
     name: Arc<str>,
-    clients: Vec<u64>,
+    clients: ClientList,
     /// Accepted live connections.
     conns: u32,
     /// Clients with an established session.
@@ -183,6 +242,14 @@ fn shared_frame(f: Format, event: &str, data: &[u8]) -> Bytes {
     Bytes::from(buf).slice(start..)
 }
 
+/// Equality that takes the same time wherever the first difference is.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn close_code_for(reason: CloseReason) -> CloseCode {
     match reason {
         CloseReason::IdleTimeout => CloseCode::GOING_AWAY,
@@ -215,7 +282,6 @@ pub struct Hub {
     now: u64,
     conns: Slab<Conn>,
     clients: Slab<Client>,
-    sids: HashMap<Box<str>, u64>,
     users: Slab<User>,
     user_ids: HashMap<Arc<str>, u64>,
     rooms: HashMap<Arc<str>, Room>,
@@ -267,7 +333,6 @@ impl Hub {
             now: 0,
             conns: Slab::new(),
             clients: Slab::new(),
-            sids: HashMap::new(),
             users: Slab::new(),
             user_ids: HashMap::new(),
             rooms: HashMap::new(),
@@ -353,11 +418,11 @@ impl Hub {
         let conn = Conn {
             ws: Connection::server(self.ws_cfg.clone(), now),
             phase: Phase::Handshake,
-            uid: None,
+            user: NO_USER,
             outq: OutQueue::default(),
             inflight: 0,
             bucket: Bucket::full(self.cfg.message_burst, now),
-            hello_deadline: None,
+            hello_deadline: NEVER,
             scheduled: NEVER,
         };
         let Some(k) = self.conns.insert(conn) else {
@@ -460,8 +525,8 @@ impl Hub {
             return Err(HubError::Ws(e));
         }
         c.phase = Phase::Hello;
-        c.uid = Some(uid);
-        c.hello_deadline = Some(hello_by);
+        c.user = uid;
+        c.hello_deadline = hello_by.min(NEVER - 1);
         if let Some(u) = self.users.get_mut(uid) {
             u.conns += 1;
         }
@@ -545,7 +610,7 @@ impl Hub {
                     }
                     c.scheduled = NEVER;
                     c.ws.handle_timeout(now);
-                    if c.phase == Phase::Hello && c.hello_deadline.is_some_and(|d| d <= now) {
+                    if c.phase == Phase::Hello && c.hello_deadline <= now {
                         self.emit(HubEvent::ProtocolError {
                             conn: Some(ConnId(k)),
                             client: None,
@@ -612,8 +677,9 @@ impl Hub {
     fn arm_conn(&mut self, k: u64) {
         if let Some(c) = self.conns.get_mut(k) {
             let d = match (c.ws.poll_timeout(), c.hello_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+                (Some(a), b) => Some(a.min(b)),
+                (None, NEVER) => None,
+                (None, b) => Some(b),
             };
             self.timers.arm(&mut c.scheduled, d, tag(Kind::Conn, k));
         }
@@ -682,18 +748,36 @@ impl Hub {
     /// Moves the WebSocket's output into the connection's queue and hands
     /// what the send window allows to the host.
     fn flush_ws(&mut self, k: u64) {
+        let window = self.cfg.send_window_bytes;
         let Some(c) = self.conns.get_mut(k) else {
             return;
         };
-        let mut any = false;
-        while let Some(b) = c.ws.poll_transmit() {
-            c.outq.push(b, Class::Keep);
-            any = true;
+        let Some(first) = c.ws.poll_transmit() else {
+            return;
+        };
+        match c.ws.poll_transmit() {
+            // One chunk, nothing queued, the window open: exactly what the
+            // queue would hand out, without boxing a queue for it.
+            None if c.outq.is_empty() && c.inflight < window => {
+                c.inflight += first.len();
+                self.out.push_back(HubOutput::Transmit {
+                    conn: ConnId(k),
+                    bytes: first,
+                });
+                return;
+            }
+            second => {
+                c.outq.push(first, Class::Keep);
+                if let Some(b) = second {
+                    c.outq.push(b, Class::Keep);
+                }
+                while let Some(b) = c.ws.poll_transmit() {
+                    c.outq.push(b, Class::Keep);
+                }
+            }
         }
-        if any {
-            self.pump(k);
-            self.check_overflow(k, 0);
-        }
+        self.pump(k);
+        self.check_overflow(k, 0);
     }
 
     fn pump(&mut self, k: u64) {
@@ -763,6 +847,15 @@ impl Hub {
         while let Some(b) = c.ws.poll_transmit() {
             c.outq.push(b, Class::Keep);
         }
+        if c.outq.is_empty() && c.inflight < self.cfg.send_window_bytes {
+            // What the queue would hand out at once, without boxing one.
+            c.inflight += bytes.len();
+            self.out.push_back(HubOutput::Transmit {
+                conn: ConnId(k),
+                bytes,
+            });
+            return;
+        }
         c.outq.push(bytes, class);
         self.pump(k);
         self.check_overflow(k, 0);
@@ -796,7 +889,7 @@ impl Hub {
         if let Phase::Bound(cl) = c.phase {
             self.detach_client(cl, k);
         }
-        if let Some(uid) = c.uid {
+        if let Some(uid) = c.uid() {
             if let Some(u) = self.users.get_mut(uid) {
                 u.conns = u.conns.saturating_sub(1);
             }
@@ -814,7 +907,7 @@ impl Hub {
             .take(now, self.cfg.message_rate, self.cfg.message_burst)
         {
             let user = c
-                .uid
+                .uid()
                 .and_then(|u| self.users.get(u))
                 .map(|u| u.name.clone());
             self.emit(HubEvent::RateLimited {
@@ -863,7 +956,7 @@ impl Hub {
             self.close_conn(k, CloseCode::PROTOCOL_ERROR, "unsupported protocol version");
             return;
         }
-        let Some(uid) = self.conns.get(k).and_then(|c| c.uid) else {
+        let Some(uid) = self.conns.get(k).and_then(Conn::uid) else {
             return;
         };
         // Resume only a session of the same user: a session id alone does
@@ -871,7 +964,7 @@ impl Hub {
         let existing = hello
             .session_id
             .as_deref()
-            .and_then(|s| self.sids.get(s).copied())
+            .and_then(|s| self.client_by_sid(s))
             .filter(|&cl| self.clients.get(cl).is_some_and(|c| c.uid == uid));
         let cl = match existing {
             Some(cl) => {
@@ -888,7 +981,13 @@ impl Hub {
                     self.close_conn(k, CloseCode::TRY_AGAIN_LATER, "too many sessions");
                     return;
                 }
-                let sid = session::new_session_id(&mut *self.rng);
+                // The id names the client's slot after its random part, so
+                // no map from ids to clients is needed (see client_by_sid).
+                let Some(slot) = self.clients.vacant_key() else {
+                    self.close_conn(k, CloseCode::TRY_AGAIN_LATER, "too many sessions");
+                    return;
+                };
+                let sid = format!("{}.{slot:x}", session::new_session_id(&mut *self.rng));
                 let session = match Session::server(self.session_cfg.clone(), &sid, Box::new(NoRng))
                 {
                     Ok(s) => s,
@@ -909,7 +1008,7 @@ impl Hub {
                     self.close_conn(k, CloseCode::TRY_AGAIN_LATER, "too many sessions");
                     return;
                 };
-                self.sids.insert(sid.into_boxed_str(), cl);
+                debug_assert_eq!(cl, slot, "vacant_key names the inserted slot");
                 if let Some(u) = self.users.get_mut(uid) {
                     u.clients.push(cl);
                 }
@@ -918,7 +1017,7 @@ impl Hub {
         };
         if let Some(c) = self.conns.get_mut(k) {
             c.phase = Phase::Bound(cl);
-            c.hello_deadline = None;
+            c.hello_deadline = NEVER;
         }
         if let Some(client) = self.clients.get_mut(cl) {
             client.conn = Some(k);
@@ -1030,6 +1129,18 @@ impl Hub {
         }
     }
 
+    /// The live client whose session id is `sid`. Hub session ids are
+    /// `RANDOM.SLOT` (22 random base64url characters, a dot, the client's
+    /// slab key in hex): the slot is found without a map, and the whole id
+    /// must match the one the session holds (compared in constant time), so
+    /// the 128 random bits still decide.
+    fn client_by_sid(&self, sid: &str) -> Option<u64> {
+        let (_, hex) = sid.rsplit_once('.')?;
+        let k = u64::from_str_radix(hex, 16).ok()?;
+        let own = self.clients.get(k)?.session.session_id()?;
+        ct_eq(own.as_bytes(), sid.as_bytes()).then_some(k)
+    }
+
     fn user_name(&self, uid: u64) -> Arc<str> {
         self.users
             .get(uid)
@@ -1116,14 +1227,11 @@ impl Hub {
         let Some(c) = self.clients.remove(cl) else {
             return;
         };
-        if let Some(sid) = c.session.session_id() {
-            self.sids.remove(sid);
-        }
         if c.connected {
             self.client_unconnected(c.uid, self.now, self.cfg.offline_grace_ms);
         }
         if let Some(u) = self.users.get_mut(c.uid) {
-            u.clients.retain(|&x| x != cl);
+            u.clients.remove(cl);
         }
         let user = self.user_name(c.uid);
         self.emit(HubEvent::ClientGone {
@@ -1143,7 +1251,7 @@ impl Hub {
         let name: Arc<str> = Arc::from(name);
         let user = User {
             name: name.clone(),
-            clients: Vec::new(),
+            clients: ClientList::Empty,
             conns: 0,
             connected: 0,
             online: false,
@@ -1185,7 +1293,7 @@ impl Hub {
         }
         let name = u.name.clone();
         let mut rooms: Vec<Arc<str>> = Vec::new();
-        for &cl in &u.clients {
+        for &cl in u.clients.as_slice() {
             if let Some(c) = self.clients.get(cl) {
                 for r in &c.rooms {
                     if !rooms.contains(r) {
@@ -1227,7 +1335,7 @@ impl Hub {
             .get(user)
             .and_then(|&k| self.users.get(k))
             .map_or_else(Vec::new, |u| {
-                u.clients.iter().map(|&c| ClientId(c)).collect()
+                u.clients.as_slice().iter().map(|&c| ClientId(c)).collect()
             })
     }
 

@@ -28,8 +28,16 @@ struct Entry {
     class: Class,
 }
 
+/// Empty (the usual case: the hub hands frames straight to the host while
+/// the send window is open) it is one null pointer; the queue is boxed only
+/// while frames wait.
 #[derive(Debug, Default)]
 pub(crate) struct OutQueue {
+    inner: Option<Box<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
     q: VecDeque<Entry>,
     bytes: usize,
 }
@@ -38,18 +46,58 @@ pub(crate) struct OutQueue {
 const COALESCE_MAX: usize = 16 * 1024;
 
 impl OutQueue {
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.q.is_empty()
+        self.inner.is_none()
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes
+        self.inner.as_ref().map_or(0, |i| i.bytes)
     }
 
     /// Appends a frame. A `Latest(k)` frame first removes the queued frame
     /// with the same key (returns how many bytes that freed, if any).
     pub(crate) fn push(&mut self, bytes: Bytes, class: Class) -> Option<usize> {
+        self.inner
+            .get_or_insert_with(Box::default)
+            .push(bytes, class)
+    }
+
+    /// Drops the oldest droppable frames until at most `limit` bytes are
+    /// queued. Returns the number of frames dropped.
+    pub(crate) fn shed(&mut self, limit: usize) -> usize {
+        let Some(i) = self.inner.as_deref_mut() else {
+            return 0;
+        };
+        let n = i.shed(limit);
+        if i.q.is_empty() {
+            self.inner = None;
+        }
+        n
+    }
+
+    /// Forgets everything queued (the connection is being cut).
+    pub(crate) fn clear(&mut self) {
+        self.inner = None;
+    }
+
+    /// Takes the next transmit of at most `budget` bytes (at least one
+    /// frame, whatever its size, so that a large frame cannot stall).
+    /// Small frames are coalesced into one buffer: one copy each, and one
+    /// write for the host instead of many.
+    pub(crate) fn pop(&mut self, budget: usize) -> Option<Bytes> {
+        let i = self.inner.as_deref_mut()?;
+        let out = i.pop(budget);
+        if i.q.is_empty() {
+            self.inner = None; // idle connections keep no queue
+        }
+        out
+    }
+}
+
+impl Inner {
+    /// Appends a frame. A `Latest(k)` frame first removes the queued frame
+    /// with the same key (returns how many bytes that freed, if any).
+    fn push(&mut self, bytes: Bytes, class: Class) -> Option<usize> {
         let mut replaced = None;
         if let Class::Latest(k) = class {
             if let Some(pos) = self.q.iter().position(|e| e.class == Class::Latest(k)) {
@@ -66,7 +114,7 @@ impl OutQueue {
 
     /// Drops the oldest droppable frames until at most `limit` bytes are
     /// queued. Returns the number of frames dropped.
-    pub(crate) fn shed(&mut self, limit: usize) -> usize {
+    fn shed(&mut self, limit: usize) -> usize {
         if self.bytes <= limit {
             return 0;
         }
@@ -85,16 +133,11 @@ impl OutQueue {
         dropped
     }
 
-    /// Forgets everything queued (the connection is being cut).
-    pub(crate) fn clear(&mut self) {
-        *self = OutQueue::default();
-    }
-
     /// Takes the next transmit of at most `budget` bytes (at least one
     /// frame, whatever its size, so that a large frame cannot stall).
     /// Small frames are coalesced into one buffer: one copy each, and one
     /// write for the host instead of many.
-    pub(crate) fn pop(&mut self, budget: usize) -> Option<Bytes> {
+    fn pop(&mut self, budget: usize) -> Option<Bytes> {
         let first = self.q.pop_front()?;
         self.bytes -= first.bytes.len();
         let budget = budget.min(COALESCE_MAX);
@@ -115,9 +158,6 @@ impl OutQueue {
             }
             _ => first.bytes,
         };
-        if self.q.is_empty() {
-            self.q = VecDeque::new(); // idle connections keep no buffer
-        }
         Some(out)
     }
 }

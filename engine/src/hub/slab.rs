@@ -54,6 +54,15 @@ impl<T> Slab<T> {
         Some(key(i, 0))
     }
 
+    /// The key the next [`Slab::insert`] will return (`None` when full).
+    pub(crate) fn vacant_key(&self) -> Option<u64> {
+        if let Some(&i) = self.free.last() {
+            let gen = self.slots[i as usize].gen.wrapping_add(1);
+            return Some(key(i, gen));
+        }
+        u32::try_from(self.slots.len()).ok().map(|i| key(i, 0))
+    }
+
     pub(crate) fn get(&self, k: u64) -> Option<&T> {
         let (i, g) = split(k);
         match self.slots.get(i) {
@@ -112,7 +121,10 @@ mod tests {
         let mut s = Slab::new();
         let a = s.insert("a").unwrap();
         assert_eq!(s.remove(a), Some("a"));
+        let next = s.vacant_key();
         let b = s.insert("b").unwrap();
+        assert_eq!(next, Some(b), "vacant_key foretells a reused slot");
+        assert_eq!(s.vacant_key(), Some(key(1, 0)), "and a new one");
         assert_eq!(a & 0xffff_ffff, b & 0xffff_ffff, "slot reused");
         assert!(s.get(a).is_none());
         assert_eq!(s.get(b), Some(&"b"));
