@@ -51,6 +51,7 @@ pub fn describe(name: &str, data: &[u8]) -> Option<String> {
     match name {
         "connection" => Some(targets::connection::describe(data)),
         "session" => Some(targets::session::describe(data)),
+        "deflate" => Some(targets::deflate::describe(data)),
         _ => None,
     }
 }

@@ -105,6 +105,17 @@ impl RefInflater {
         }
     }
 
+    /// Is the stream at a block boundary, where a well-formed message
+    /// (one that ends with the sync flush's empty stored block) leaves it?
+    /// Probes a copy with an empty final block (`03 00`), which ends the
+    /// stream at once only there.
+    pub fn at_block_boundary(&self) -> bool {
+        let mut probe = self.state.clone();
+        let mut sink = [0u8; 64];
+        let r = inflate(&mut probe, &[0x03, 0x00], &mut sink, MZFlush::None);
+        r.status == Ok(MZStatus::StreamEnd) && r.bytes_written == 0 && r.bytes_consumed == 2
+    }
+
     /// Ends one message: the `00 00 FF FF` the sender stripped.
     pub fn finish_message(&mut self, out: &mut Vec<u8>, cap: usize) -> RefEnd {
         self.feed(&[0, 0, 0xFF, 0xFF], out, cap)
@@ -155,6 +166,15 @@ mod tests {
         assert_eq!(RefInflater::new().feed(&far, &mut a, 1000), RefEnd::Done);
         assert_eq!(RefInflater::primed().feed(&far, &mut b, 1000), RefEnd::Done);
         assert!(!a.is_empty() && a != b);
+        // A well-formed message ends on a block boundary; an empty one
+        // (the tail alone) leaves a stored block's header half read.
+        let mut r = RefInflater::new();
+        assert!(r.at_block_boundary());
+        assert_eq!(r.feed(&hello, &mut Vec::new(), 100), RefEnd::Done);
+        assert_eq!(r.finish_message(&mut Vec::new(), 100), RefEnd::Done);
+        assert!(r.at_block_boundary());
+        assert_eq!(r.finish_message(&mut Vec::new(), 100), RefEnd::Done);
+        assert!(!r.at_block_boundary());
         // Garbage is corrupt; a cap stops a bomb.
         assert_eq!(
             RefInflater::new().feed(&[0xff; 8], &mut Vec::new(), 100),
