@@ -141,10 +141,10 @@ dunders!(
 #[pymethods]
 impl Request {
     #[new]
-    #[pyo3(signature = (path="/".into(), headers=None, origin=None, subprotocols=None, extensions=None, selected_subprotocol=None))]
+    #[pyo3(signature = (path="/", headers=None, origin=None, subprotocols=None, extensions=None, selected_subprotocol=None))]
     fn new(
         py: Python<'_>,
-        path: String,
+        path: &str,
         headers: Option<Bound<'_, PyAny>>,
         origin: Option<Bound<'_, PyAny>>,
         subprotocols: Option<Bound<'_, PyAny>>,
@@ -169,7 +169,7 @@ impl Request {
             }
         };
         Ok(Request {
-            path: PyString::new(py, &path).into_any().unbind(),
+            path: PyString::new(py, path).into_any().unbind(),
             headers: list(headers)?,
             origin: opt(origin, "origin")?,
             subprotocols: list(subprotocols)?,
@@ -388,11 +388,11 @@ dunders!(Closed, [code, reason, by_peer, clean, error, error_message]);
 #[pymethods]
 impl Closed {
     #[new]
-    #[pyo3(signature = (code=1006, reason="".into(), by_peer=false, clean=false, error=None, error_message=None))]
+    #[pyo3(signature = (code=1006, reason="", by_peer=false, clean=false, error=None, error_message=None))]
     fn new(
         py: Python<'_>,
         code: u16,
-        reason: String,
+        reason: &str,
         by_peer: bool,
         clean: bool,
         error: Option<String>,
@@ -400,7 +400,7 @@ impl Closed {
     ) -> PyResult<Self> {
         Ok(Closed {
             code: code.into_pyobject(py)?.into_any().unbind(),
-            reason: PyString::new(py, &reason).into_any().unbind(),
+            reason: PyString::new(py, reason).into_any().unbind(),
             by_peer: pyo3::types::PyBool::new(py, by_peer)
                 .to_owned()
                 .into_any()

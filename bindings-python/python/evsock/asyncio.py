@@ -39,7 +39,7 @@ import os
 import ssl as _ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from . import _evsock as _ev
 from . import session as _ses
@@ -150,6 +150,7 @@ class _Protocol(asyncio.Protocol):
         try:
             conn = self.conn
             sink = self.sink
+            ev: Any  # dispatched on its exact type below (faster than isinstance)
             for ev in conn.events():
                 t = type(ev)
                 if t is _ev.TextMessage or t is _ev.BinaryMessage:
@@ -236,7 +237,7 @@ class _Listener:
     """Owns a listening socket and the connections it accepted."""
 
     def __init__(self) -> None:
-        self.server: asyncio.AbstractServer | None = None
+        self.server: asyncio.Server | None = None
         self.protocols: set[_Protocol] = set()
         self.closing = False
 
@@ -293,6 +294,7 @@ class Server:
 
     @property
     def sockets(self) -> tuple[Any, ...]:
+        """The listening sockets."""
         s = self._listener.server
         return tuple(s.sockets) if s is not None else ()
 
@@ -319,6 +321,7 @@ class Server:
             await asyncio.gather(*(p.lost for p in protos), return_exceptions=True)
 
     async def serve_forever(self) -> None:
+        """Serves until cancelled, then closes every connection."""
         try:
             await asyncio.Future()
         finally:
@@ -339,7 +342,7 @@ def _decide(proto: _Protocol, request: _ev.Request, process_request: Callable | 
     ``process_request(request)`` returns ``None`` to accept, a
     :class:`~evsock.RejectConnection` or an ``(status, body)`` tuple to
     reject, or an :class:`~evsock.AcceptConnection`."""
-    conn = proto.conn
+    conn = cast(_ev.ServerConnection, proto.conn)
 
     def apply(result: Any) -> None:
         if conn.state != "handshake":
@@ -428,7 +431,7 @@ class WebSocket:
     # sink interface (called by _Protocol)
 
     def ws_request(self, proto: _Protocol, request: _ev.Request) -> None:  # pragma: no cover - server wires its own
-        proto.conn.accept()
+        cast(_ev.ServerConnection, proto.conn).accept()
 
     def ws_open(self, proto: _Protocol) -> None:
         if self._open_fut is not None and not self._open_fut.done():
@@ -454,9 +457,9 @@ class WebSocket:
         err = _closed_error(closed.code, closed.reason, self._describe(closed))
         if self._open_fut is not None and not self._open_fut.done():
             self._open_fut.set_exception(err)
-        for w in self._pings.values():
-            if not w.done():
-                w.set_exception(_closed_error(closed.code, closed.reason))
+        for pw in self._pings.values():
+            if not pw.done():
+                pw.set_exception(_closed_error(closed.code, closed.reason))
         self._pings.clear()
         w = self._waiter
         if w is not None and not w.done():
@@ -479,6 +482,7 @@ class WebSocket:
 
     @property
     def subprotocol(self) -> str | None:
+        """The subprotocol the handshake selected, or ``None``."""
         return self._proto.conn.subprotocol if self._proto else None
 
     @property
@@ -488,14 +492,17 @@ class WebSocket:
 
     @property
     def remote_address(self) -> Any:
+        """The peer's address (``(host, port)`` for TCP)."""
         return self._proto.remote_address if self._proto else None
 
     @property
     def state(self) -> str:
+        """``"handshake"``, ``"open"``, ``"closing"`` or ``"closed"``."""
         return self._proto.conn.state if self._proto else "handshake"
 
     @property
     def closed(self) -> bool:
+        """The connection is over."""
         return self._proto is None or self._proto.conn.closed
 
     def _check_open(self) -> _Protocol:
@@ -575,6 +582,7 @@ class WebSocket:
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
+        """Waits until the connection has ended."""
         p = self._proto
         if p is None:
             return
@@ -724,6 +732,7 @@ class _SessionEndpoint:
 
     @property
     def session_id(self) -> str | None:
+        """The session id (a client learns it from its first welcome)."""
         return self._session.session_id
 
     @property
@@ -733,6 +742,7 @@ class _SessionEndpoint:
 
     @property
     def closed(self) -> bool:
+        """The session has ended for good."""
         return self._closed.done()
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
@@ -793,6 +803,7 @@ class _SessionEndpoint:
         await asyncio.shield(self._closed)
 
     async def wait_connected(self) -> None:
+        """Waits until a transport is open and the session handshake done."""
         await self._connected.wait()
 
     # transport glue (WebSocket sink interface)
@@ -917,20 +928,21 @@ class _SessionEndpoint:
                 fut.set_exception(e)
             return
         kind = failed.error
+        err: _ev.RequestError
         if kind == "timeout":
-            e = _ev.RequestTimeout(f"no reply to request {req} in time")
+            err = _ev.RequestTimeout(f"no reply to request {req} in time")
         elif kind == "remote":
-            e = _ev.RequestError(f"the peer answered request {req} with an error: {failed.raw}")
+            err = _ev.RequestError(f"the peer answered request {req} with an error: {failed.raw}")
         elif kind == "session_closed":
-            e = _ev.RequestError(f"the session closed before request {req} was answered")
+            err = _ev.RequestError(f"the session closed before request {req} was answered")
         else:
-            e = _ev.RequestError(f"request {req} failed: {kind}")
-        e.kind = kind
+            err = _ev.RequestError(f"request {req} failed: {kind}")
+        err.kind = kind
         try:
-            e.data = failed.data
+            err.data = failed.data
         except Exception:  # noqa: BLE001 - undecodable error data
-            e.data = failed.raw
-        fut.set_exception(e)
+            err.data = failed.raw
+        fut.set_exception(err)
 
     def _dispatch(self, event: str, ev: Any, req: int | None) -> None:
         h = self._handlers.get(event)
@@ -1207,7 +1219,7 @@ def serve(
 def connect(
     url: str,
     *,
-    format: str = "json",
+    format: Literal["json", "msgpack"] = "json",
     ssl: _ssl.SSLContext | bool | None = None,
     subprotocols: Iterable[str] | None = None,
     origin: str | None = None,
