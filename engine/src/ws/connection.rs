@@ -159,6 +159,13 @@ struct Extra {
     pongs: VecDeque<Bytes>,
 }
 
+/// What a connection needs only while bytes or events are in flight.
+struct Io {
+    reader: Reader,
+    writer: Writer,
+    events: VecDeque<Event>,
+}
+
 /// A sans-IO WebSocket connection (RFC 6455), server or client role.
 ///
 /// # Memory
@@ -176,9 +183,9 @@ struct Extra {
 /// finds them quiet for [`BUSY_GAP_MS`].
 pub struct Connection {
     cfg: Arc<Config>,
-    reader: Reader,
-    writer: Writer,
-    events: VecDeque<Event>,
+    /// Reader, writer and event queue: boxed, and dropped whenever they
+    /// hold nothing and the connection is not busy.
+    io: Option<Box<Io>>,
     phase: Phase,
     extra: Option<Box<Extra>>,
     now: u64,
@@ -207,7 +214,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("role", &self.role)
             .field("phase", &self.phase)
-            .field("queued", &self.writer.queued())
+            .field("queued", &self.queued())
             .finish_non_exhaustive()
     }
 }
@@ -228,9 +235,7 @@ impl Connection {
             role,
             timer: at(now, cfg.handshake_timeout_ms),
             phase,
-            reader: Reader::new(role == Role::Server),
-            writer: Writer::default(),
-            events: VecDeque::new(),
+            io: None,
             extra: rng.map(|rng| {
                 Box::new(Extra {
                     rng: Some(rng),
@@ -246,6 +251,72 @@ impl Connection {
             streak: 0,
             deflate_params: None,
             cfg,
+        }
+    }
+
+    /// The reader, writer and event queue, built on first use.
+    #[inline]
+    fn io(&mut self) -> &mut Io {
+        if self.io.is_none() {
+            self.io = Some(Box::new(self.new_io()));
+        }
+        match self.io.as_deref_mut() {
+            Some(io) => io,
+            None => unreachable!("just built"),
+        }
+    }
+
+    #[cold]
+    fn new_io(&self) -> Io {
+        let mut reader = Reader::new(self.role == Role::Server);
+        if let Some(p) = self.deflate_params {
+            reader.enable_deflate_lazy(p);
+        }
+        if matches!(
+            self.phase,
+            Phase::Open | Phase::CloseSent | Phase::AwaitEof | Phase::Closed
+        ) {
+            reader.set_framing();
+        }
+        Io {
+            reader,
+            writer: Writer::default(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The next frame or message decoded from buffered input.
+    #[inline]
+    fn next_incoming(&mut self) -> Result<Option<Incoming>, Error> {
+        match self.io.as_deref_mut() {
+            Some(io) => io.reader.next(&self.cfg),
+            None => Ok(None),
+        }
+    }
+
+    /// No event is queued.
+    #[inline]
+    fn events_empty(&self) -> bool {
+        self.io.as_ref().map_or(true, |io| io.events.is_empty())
+    }
+
+    /// Bytes in the writer.
+    #[inline]
+    fn queued(&self) -> usize {
+        self.io.as_ref().map_or(0, |io| io.writer.queued())
+    }
+
+    /// Drops the reader, writer and event queue if they hold nothing and
+    /// the connection is not busy (a busy one keeps them, and the buffers
+    /// [`Config::buffer_retain`] allows, for the next message).
+    #[inline]
+    fn release_io(&mut self) {
+        if self.retain() == 0 {
+            if let Some(io) = self.io.as_deref() {
+                if io.events.is_empty() && io.writer.queued() == 0 && io.reader.is_idle() {
+                    self.io = None;
+                }
+            }
         }
     }
 
@@ -304,7 +375,7 @@ impl Connection {
         let (bytes, key) = request.encode(&mut *rng);
         let phase = Phase::ClientWaiting(Box::new((key, request)));
         let mut c = Connection::new(Role::Client, cfg, phase, Some(rng), now);
-        c.writer.raw(&bytes, 0);
+        c.io().writer.raw(&bytes, 0);
         c
     }
 
@@ -347,7 +418,7 @@ impl Connection {
             .extra
             .as_ref()
             .map_or(0, |x| x.pongs.iter().map(|p| p.len() + 2).sum::<usize>());
-        self.writer.queued() + pongs
+        self.queued() + pongs
     }
 
     // ----- input -------------------------------------------------------
@@ -359,7 +430,8 @@ impl Connection {
             return;
         }
         self.touch();
-        self.reader.extend(data, self.retain());
+        let retain = self.retain();
+        self.io().reader.extend(data, retain);
         if matches!(self.phase, Phase::Open) {
             self.idle_at = at(now, self.cfg.idle_timeout_ms);
         }
@@ -439,10 +511,16 @@ impl Connection {
 
     /// Decodes input until one event is queued or the input runs out.
     fn process(&mut self) {
-        let before = self.events.len();
-        while self.events.len() == before && self.process_step() {}
-        if self.reader.buffered().is_empty() {
-            self.reader.release(self.retain());
+        let Some(io) = self.io.as_deref() else {
+            return; // nothing buffered, nothing to decode
+        };
+        let before = io.events.len();
+        while self.io.as_ref().map_or(0, |io| io.events.len()) == before && self.process_step() {}
+        let retain = self.retain();
+        if let Some(io) = self.io.as_deref_mut() {
+            if io.reader.buffered().is_empty() {
+                io.reader.release(retain);
+            }
         }
     }
 
@@ -451,30 +529,32 @@ impl Connection {
         match &self.phase {
             Phase::Closed => false,
             Phase::ServerReading => {
-                match handshake::parse_request(self.reader.buffered(), &self.cfg) {
+                let cfg = self.cfg.clone();
+                match handshake::parse_request(self.io().reader.buffered(), &cfg) {
                     Ok(Parsed::Partial) => {}
                     Ok(Parsed::Complete(req, n)) => {
-                        self.reader.consume(n);
+                        self.io().reader.consume(n);
                         let req = Box::new(req);
                         self.phase = Phase::ServerDeciding(req.clone());
-                        self.events.push_back(Event::Request(req));
+                        self.io().events.push_back(Event::Request(req));
                     }
                     Err(e) => self.refuse(e, &[], None),
                 }
                 false
             }
             Phase::ServerDeciding(_) => {
-                if self.reader.buffered().len() > self.cfg.max_handshake_bytes {
+                if self.io().reader.buffered().len() > self.cfg.max_handshake_bytes {
                     self.refuse(HandshakeError::EarlyDataTooLarge, &[], None);
                 }
                 false
             }
             Phase::ClientWaiting(kr) => {
                 let (key, request) = &**kr;
-                match handshake::parse_response(self.reader.buffered(), key, request, &self.cfg) {
+                let input = self.io.as_ref().map_or(&[][..], |io| io.reader.buffered());
+                match handshake::parse_response(input, key, request, &self.cfg) {
                     Ok(Parsed::Partial) => {}
                     Ok(Parsed::Complete(resp, n)) => {
-                        self.reader.consume(n);
+                        self.io().reader.consume(n);
                         let agreed = match (&resp.extensions, &self.cfg.deflate) {
                             (Some(ext), Some(d)) => deflate::accept(ext, d).map(Some),
                             _ => Ok(None),
@@ -493,7 +573,7 @@ impl Connection {
                 }
                 false
             }
-            Phase::Open | Phase::CloseSent | Phase::AwaitEof => match self.reader.next(&self.cfg) {
+            Phase::Open | Phase::CloseSent | Phase::AwaitEof => match self.next_incoming() {
                 Ok(Some(unit)) => {
                     self.on_incoming(unit);
                     true
@@ -513,7 +593,7 @@ impl Connection {
             return;
         }
         match unit {
-            Incoming::Message(m) => self.events.push_back(Event::Message(m)),
+            Incoming::Message(m) => self.io().events.push_back(Event::Message(m)),
             Incoming::Ping(p) => {
                 if self.cfg.auto_pong && matches!(self.phase, Phase::Open) {
                     let pongs = &mut self.extra().pongs;
@@ -522,14 +602,14 @@ impl Connection {
                     }
                     pongs.push_back(p.clone());
                 }
-                self.events.push_back(Event::Ping(p));
+                self.io().events.push_back(Event::Ping(p));
             }
             Incoming::Pong(p) => {
                 if self.awaiting_pong && p[..] == u64::from(self.ping_seq).to_be_bytes() {
                     self.awaiting_pong = false;
                     self.timer = at(self.now, self.cfg.ping_interval_ms);
                 }
-                self.events.push_back(Event::Pong(p));
+                self.io().events.push_back(Event::Pong(p));
             }
             Incoming::Close(c) => {
                 let (code, reason) = c.clone().unwrap_or((CloseCode::NO_STATUS, String::new()));
@@ -568,7 +648,7 @@ impl Connection {
         // The handshake's reads and writes do not make a connection busy.
         self.streak = 0;
         self.last_active = NEVER;
-        self.events.push_back(Event::Open { subprotocol });
+        self.io().events.push_back(Event::Open { subprotocol });
     }
 
     /// Server: answers a failed handshake with an HTTP error and closes.
@@ -577,7 +657,7 @@ impl Connection {
             .map(<[u8]>::to_vec)
             .unwrap_or_else(|| format!("{e}\n").into_bytes());
         let resp = handshake::error_response(e.status(), headers, &body);
-        self.writer.raw(&resp, 0);
+        self.io().writer.raw(&resp, 0);
         self.finish(Some(Error::Handshake(e)));
     }
 
@@ -612,7 +692,9 @@ impl Connection {
         };
         let error = error.or(cause);
         self.phase = Phase::Closed;
-        self.reader.clear();
+        if let Some(io) = self.io.as_deref_mut() {
+            io.reader.clear();
+        }
         if let Some(x) = self.extra.as_deref_mut() {
             x.deflater = None;
             x.pongs = VecDeque::new();
@@ -620,7 +702,7 @@ impl Connection {
         self.timer = NEVER;
         self.idle_at = NEVER;
         self.awaiting_pong = false;
-        self.events.push_back(Event::Closed(Closed {
+        self.io().events.push_back(Event::Closed(Closed {
             code,
             reason,
             by_peer,
@@ -648,7 +730,7 @@ impl Connection {
             .and_then(|d| deflate::negotiate(&req.extensions, d));
         let ext = agreed.as_ref().map(|(_, value)| value.as_str());
         let (resp, proto) = handshake::accept_response_with(req, &accept, ext);
-        self.writer.raw(&resp, 0);
+        self.io().writer.raw(&resp, 0);
         if let Some((params, _)) = agreed {
             self.enable_deflate(params);
         }
@@ -691,7 +773,7 @@ impl Connection {
             }
             _ => return Err(Error::InvalidState("handshake has not completed")),
         }
-        if self.writer.queued() + extra > self.cfg.max_outbound_bytes {
+        if self.queued() + extra > self.cfg.max_outbound_bytes {
             return Err(Error::OutboundFull {
                 limit: self.cfg.max_outbound_bytes,
             });
@@ -839,7 +921,7 @@ impl Connection {
     /// counts towards the busy streak like an input does.
     #[inline]
     fn before_write(&mut self) {
-        if self.writer.queued() == 0 {
+        if self.queued() == 0 {
             self.touch();
         }
     }
@@ -851,7 +933,7 @@ impl Connection {
         self.before_write();
         let mask = self.mask_key();
         let retain = self.retain();
-        self.writer.frame(fin, opcode, payload, mask, retain);
+        self.io().writer.frame(fin, opcode, payload, mask, retain);
     }
 
     /// Sends a whole message compressed, if permessage-deflate is on and
@@ -874,12 +956,15 @@ impl Connection {
             Some(p) => (p, self.role == Role::Server),
             None => return false,
         };
+        self.io();
+        let Some(io) = self.io.as_deref_mut() else {
+            return false;
+        };
         let cfg = &self.cfg;
         let slot = &mut self.extra.get_or_insert_with(Box::default).deflater;
         let d = slot.get_or_insert_with(|| Box::new(deflate_halves(&params, server, cfg).1));
         let wire = d.compress(payload);
-        self.writer
-            .frame_rsv(true, 0b100, opcode, wire, mask, retain);
+        io.writer.frame_rsv(true, 0b100, opcode, wire, mask, retain);
         d.release(retain);
         if d.retained_bytes() == 0 {
             // Nothing carried over (no zlib state, no history): built again
@@ -894,7 +979,9 @@ impl Connection {
     /// permessage-deflate exchange only short messages, which are never
     /// compressed).
     fn enable_deflate(&mut self, p: DeflateParams) {
-        self.reader.enable_deflate_lazy(p);
+        if let Some(io) = self.io.as_deref_mut() {
+            io.reader.enable_deflate_lazy(p);
+        }
         self.deflate_params = Some(p);
     }
 
@@ -915,7 +1002,7 @@ impl Connection {
         }
         self.before_write();
         let retain = self.retain();
-        self.writer.frame_shared(true, opcode, payload, retain);
+        self.io().writer.frame_shared(true, opcode, payload, retain);
     }
 
     #[inline]
@@ -932,7 +1019,7 @@ impl Connection {
         let mut pongs = std::mem::take(&mut self.extra().pongs);
         while let Some(p) = pongs.pop_front() {
             let mask = self.mask_key();
-            self.writer.frame(true, OpCode::Pong, &p, mask, retain);
+            self.io().writer.frame(true, OpCode::Pong, &p, mask, retain);
         }
         if retain > 0 {
             // Busy: keep the queue's buffer for the next pings.
@@ -947,7 +1034,12 @@ impl Connection {
         if self.owes_pongs() && !matches!(self.phase, Phase::Closed) {
             self.flush_pongs();
         }
-        self.writer.pop(self.retain())
+        let retain = self.retain();
+        let t = self.io.as_deref_mut()?.writer.pop(retain);
+        if t.is_none() {
+            self.release_io();
+        }
+        t
     }
 
     /// The next event for the application.
@@ -955,12 +1047,17 @@ impl Connection {
     /// Decodes buffered input as needed, so replies sent while handling an
     /// event are queued before anything that later input causes.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if self.events.is_empty() {
+        if self.events_empty() {
             self.process();
         }
-        let e = self.events.pop_front();
-        if self.events.is_empty() && (self.events.capacity() > 8 || self.retain() == 0) {
-            self.events = VecDeque::new();
+        let retain = self.retain();
+        let io = self.io.as_deref_mut()?;
+        let e = io.events.pop_front();
+        if io.events.is_empty() && (io.events.capacity() > 8 || retain == 0) {
+            io.events = VecDeque::new();
+        }
+        if e.is_none() {
+            self.release_io();
         }
         e
     }
@@ -972,13 +1069,18 @@ impl Connection {
     /// (a hub) may call it whenever one goes idle. The next message
     /// allocates again.
     pub fn shrink_idle(&mut self) {
-        if self.events.is_empty() {
-            self.events = VecDeque::new();
+        if let Some(io) = self.io.as_deref_mut() {
+            if io.events.is_empty() {
+                io.events = VecDeque::new();
+            }
+            if io.reader.buffered().is_empty() {
+                io.reader.release(0);
+            }
+            io.writer.release_idle();
+            if io.events.is_empty() && io.writer.queued() == 0 && io.reader.is_idle() {
+                self.io = None;
+            }
         }
-        if self.reader.buffered().is_empty() {
-            self.reader.release(0);
-        }
-        self.writer.release_idle();
         if let Some(x) = self.extra.as_deref() {
             let unused = x.rng.is_none()
                 && x.subprotocol.is_none()
@@ -1008,13 +1110,15 @@ impl Connection {
 
     /// Transmit first, then events, then the deadline to wait for.
     pub fn poll_output(&mut self) -> Output {
-        if let Some(t) = self.writer.pop(self.retain()) {
+        let retain = self.retain();
+        if let Some(t) = self.io.as_deref_mut().and_then(|io| io.writer.pop(retain)) {
             return Output::Transmit(t);
         }
-        if self.events.is_empty() {
+        if self.events_empty() {
             self.process();
             // Bytes that decoding produced (a close reply) go first.
-            if let Some(t) = self.writer.pop(self.retain()) {
+            let retain = self.retain();
+            if let Some(t) = self.io.as_deref_mut().and_then(|io| io.writer.pop(retain)) {
                 return Output::Transmit(t);
             }
         }

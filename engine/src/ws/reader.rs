@@ -197,6 +197,24 @@ impl Reader {
         }
     }
 
+    /// Holds nothing a fresh reader would not: no buffered bytes, no frame
+    /// or message in progress, no inflater. Such a reader can be dropped
+    /// and rebuilt later with [`Reader::new`], [`Reader::enable_deflate_lazy`]
+    /// and [`Reader::set_framing`].
+    pub fn is_idle(&self) -> bool {
+        self.buf.is_empty()
+            && self.frame.is_none()
+            && self.msg.is_none()
+            && self.inflater.is_none()
+            && self.ahead.is_none()
+    }
+
+    /// The handshake is over: the bytes that follow are frames (lets
+    /// `extend` unmask a frame's payload while copying it in).
+    pub fn set_framing(&mut self) {
+        self.framing = true;
+    }
+
     /// Frees everything (the connection is closed).
     pub fn clear(&mut self) {
         self.buf = BytesMut::new();
