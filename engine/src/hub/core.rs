@@ -2068,8 +2068,12 @@ mod size_probe {
     fn hub_overhead_per_entity_is_small() {
         let conn = size_of::<super::Conn>() - size_of::<crate::ws::Connection>();
         let client = size_of::<super::Client>() - size_of::<crate::session::Session>();
-        assert!(conn <= 128, "Conn adds {conn} bytes");
-        assert!(client <= 96, "Client adds {client} bytes");
-        assert!(size_of::<super::User>() <= 96);
+        assert!(conn <= 72, "Conn adds {conn} bytes");
+        assert!(client <= 64, "Client adds {client} bytes");
+        assert!(size_of::<super::User>() <= 80);
+        assert!(
+            size_of::<super::OutQueue>() <= 8,
+            "an empty queue is a null box"
+        );
     }
 }
