@@ -39,6 +39,17 @@ export type Event = RequestEvent | OpenEvent | TextEvent | BinaryEvent | Control
 /** Milliseconds on the monotonic clock used when `now` is omitted. */
 export declare function now(): number
 
+/** Options of `WebSocket.send`. */
+export interface SendOptions {
+  /**
+   * False: a large binary payload (8 KiB and up) is not copied but handed
+   * to the socket as is (`Connection.sendBinaryShared`), like the `ws`
+   * package and `socket.write()` do; do not modify it until written.
+   * Default true: it is copied once, so it may change right after send().
+   */
+  copy?: boolean
+}
+
 /** Details passed with a WebSocket 'close' event. */
 export interface CloseDetails {
   /** True if close frames were exchanged both ways. */
@@ -74,9 +85,10 @@ export declare class WebSocket extends EventEmitter {
   /**
    * Sends a message: strings as text, bytes as binary. Throws (code
    * `invalid_state`) while connecting; ignored once closing, as in browsers.
-   * Sends made in one turn of the event loop leave in one write.
+   * Sends made in one turn of the event loop leave in one write. Binary
+   * data is copied once, or not at all with `{ copy: false }`.
    */
-  send(data: string | ArrayBufferView | ArrayBuffer): void
+  send(data: string | ArrayBufferView | ArrayBuffer, options?: SendOptions): void
   /** Sends a ping (at most 125 bytes). */
   ping(data?: string | ArrayBufferView | ArrayBuffer): void
   /** Sends an unsolicited pong (at most 125 bytes). */
@@ -423,6 +435,16 @@ export declare class Connection {
    */
   takeTransmit(): Buffer | null
   /**
+   * Every byte waiting to be written, as a list of Buffers to write in
+   * order (for example between `socket.cork()` and `socket.uncork()`),
+   * or `null` when there is nothing to write. Unlike `takeTransmit()`
+   * nothing is concatenated: a large binary payload a server sends
+   * comes out as a Buffer of its own, the very one passed to
+   * `sendBinaryShared()` (no copy at all), or the one `sendBinary()`
+   * copied the payload into (one copy).
+   */
+  takeTransmitChunks(): Buffer[] | null
+  /**
    * Every pending event, oldest first (an empty array when there are
    * none), decoding all buffered input. Take events before bytes:
    * decoding can queue bytes (a close reply, an error close). Replies
@@ -458,8 +480,23 @@ export declare class Connection {
   reject(status: number, body?: string | Uint8Array, headers?: Record<string, string>): void
   /** Sends a text message. */
   sendText(text: string): void
-  /** Sends a binary message. */
+  /**
+   * Sends a binary message. The payload is copied: `data` may be
+   * changed as soon as this returns.
+   */
   sendBinary(data: Uint8Array): void
+  /**
+   * Sends a binary message without copying a large payload: the
+   * connection keeps `data` itself until it is written, and
+   * `takeTransmitChunks()` hands that same Buffer out again (a server
+   * without compression; otherwise the payload is masked or compressed
+   * into the connection's own buffer during the call, as with
+   * `sendBinary()`). Do not modify `data` until it has been written to
+   * the socket, as with `socket.write()`. Detaching its `ArrayBuffer`
+   * before then makes the next `takeTransmit*()` call throw
+   * (`buffer_detached`).
+   */
+  sendBinaryShared(data: Uint8Array): void
   /**
    * Sends many messages in one call: strings go as text, buffers as
    * binary. Stops at the first refusal and throws it; the messages

@@ -187,7 +187,56 @@ function sendEach(conn, messages) {
   })
 }
 
-for (const name of ['accept', 'reject', 'sendText', 'sendBinary', 'sendMany', 'ping', 'pong', 'close']) {
+// takeTransmitChunks: the native call returns the bytes of every frame
+// header and small frame in one Buffer, then the parts in order (a number
+// of bytes of that Buffer, or a shared payload's own Buffer); see
+// transmit_parts in src/values.rs.
+{
+  const takeTransmitChunks = proto.takeTransmitChunks
+  define('takeTransmitChunks', function takeTransmitChunks_() {
+    const raw = takeTransmitChunks.call(this)
+    if (raw === null) return null
+    const bytes = raw[0]
+    const n = raw.length - 1
+    if (n === 1 && typeof raw[1] === 'number') return [bytes]
+    const out = new Array(n)
+    let at = 0
+    for (let i = 0; i < n; i++) {
+      const p = raw[i + 1]
+      if (typeof p === 'number') {
+        out[i] = bytes.subarray(at, at + p)
+        at += p
+      } else {
+        out[i] = p
+      }
+    }
+    return out
+  })
+}
+
+// sendBinaryShared hands its payload back out of takeTransmitChunks(), which
+// promises Buffers: a plain Uint8Array is wrapped (no copy) on the way in.
+{
+  const sendBinaryShared = proto.sendBinaryShared
+  define('sendBinaryShared', function sendBinaryShared_(data) {
+    if (data instanceof Uint8Array && !Buffer.isBuffer(data)) {
+      data = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    }
+    return sendBinaryShared.call(this, data)
+  })
+}
+
+for (const name of [
+  'accept',
+  'reject',
+  'sendText',
+  'sendBinary',
+  'sendBinaryShared',
+  'sendMany',
+  'ping',
+  'pong',
+  'close',
+]) {
   const f = proto[name]
   const where = `Connection.${name}`
   define(

@@ -121,8 +121,16 @@ class WebSocket extends EventEmitter {
    * Sends a message: strings as text, Buffers, typed arrays and
    * ArrayBuffers as binary. Throws (code `invalid_state`) while connecting;
    * once closing or closed the message is dropped, as browsers do.
+   *
+   * Binary data is copied (once) unless `options.copy` is false: then a
+   * large payload goes to the socket as is, as with the `ws` package and
+   * `socket.write()`, and must not be modified until written.
    */
-  send(data) {
+  send(data, options) {
+    checkKeys(options, 'SendOptions', 'WebSocket.send')
+    if (options != null && typeof options !== 'object') {
+      throw codedError('invalid_argument', `send() options must be an object, not ${describe(options)}`, TypeError)
+    }
     if (this._dropping()) return
     if (typeof data === 'string') {
       this._conn.sendText(data)
@@ -135,7 +143,8 @@ class WebSocket extends EventEmitter {
           TypeError,
         )
       }
-      this._conn.sendBinary(bytes)
+      if (options != null && options.copy === false) this._conn.sendBinaryShared(bytes)
+      else this._conn.sendBinary(bytes)
     }
     this._schedule()
   }
@@ -207,8 +216,10 @@ class WebSocket extends EventEmitter {
         // same write.
         events = this._conn.takeEvents()
         for (let i = 0; i < events.length; i++) this._dispatch(events[i])
-        const out = this._conn.takeTransmit()
-        if (out !== null && !this._ended && !this._socket.destroyed) this._socket.write(out)
+        // Chunks, not one concatenated Buffer: a large payload goes to
+        // the socket as the Buffer send() copied it into, not copied again.
+        const out = this._conn.takeTransmitChunks()
+        if (out !== null && !this._ended && !this._socket.destroyed) this._write(out)
         // A handler may have acted on the connection directly (accept()
         // queues 'open'), so go round until a pass finds no events.
       } while (this._again || events.length > 0)
@@ -221,6 +232,18 @@ class WebSocket extends EventEmitter {
     } else {
       this._arm(this._conn.pollTimeout())
     }
+  }
+
+  _write(chunks) {
+    const socket = this._socket
+    if (chunks.length === 1) {
+      socket.write(chunks[0])
+      return
+    }
+    // One writev for the lot.
+    socket.cork?.()
+    for (let i = 0; i < chunks.length; i++) socket.write(chunks[i])
+    socket.uncork?.()
   }
 
   _arm(deadline) {

@@ -17,6 +17,7 @@ const KNOWN = {
     'clientNoContextTakeover',
   ],
   AcceptOptions: ['subprotocol', 'headers'],
+  SendOptions: ['copy'],
   AttachServerOptions: ['path', 'options', 'verify', 'onConnection'],
   ConnectOptions: ['options', 'tls'],
   AttachSessionServerOptions: ['path', 'session', 'connection', 'verify', 'onSession'],

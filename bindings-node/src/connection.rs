@@ -7,12 +7,14 @@
 use bytes::Bytes;
 use evsock::ws::{self, CloseCode, Message};
 use evsock::{Rng, SeededRng};
-use napi::bindgen_prelude::{Uint32Array, Uint8ArraySlice};
+use napi::bindgen_prelude::{ObjectFinalize, Uint32Array, Uint8ArraySlice};
+use napi::Env;
 use napi_derive::napi;
 
-use crate::error::{self, arg, JsError};
+use crate::error::{self, arg, napi_failure, Code, JsError};
 use crate::options::{self, AcceptOptions, ConnectionOptions, Side};
-use crate::values::{kind, Batch, Transmit};
+use crate::shared::{JsBytes, Pins, SHARE_FROM};
+use crate::values::{self, kind, Batch, Raw};
 
 /// Randomness from the operating system, for handshake and masking keys.
 struct OsRng;
@@ -103,13 +105,38 @@ fn latin1(v: &[u8]) -> String {
 /// `takeEvents()`, and call `handleTimeout` again at `pollTimeout()`.
 /// Every input call takes the current time in milliseconds as `now`
 /// (through `require('evsock')` it defaults to a monotonic clock).
-#[napi]
+#[napi(custom_finalize)]
 pub struct Connection {
     inner: ws::Connection,
     /// Scratch list reused by `takeTransmit`.
     chunks: Vec<Bytes>,
     /// Subprotocols offered by the pending upgrade request, once seen.
     offered: Option<Vec<String>>,
+    /// JS buffers whose memory the engine's queue holds views of.
+    pins: Pins,
+}
+
+impl ObjectFinalize for Connection {
+    fn finalize(self, env: Env) -> napi::Result<()> {
+        let Connection {
+            inner, mut pins, ..
+        } = self;
+        // Every view into JS memory goes with the engine; only then may the
+        // buffers they point at be let go.
+        drop(inner);
+        // SAFETY: `env` is the finalizer's live environment.
+        unsafe { pins.clear(env.raw()) };
+        Ok(())
+    }
+}
+
+fn detached() -> JsError {
+    napi::Error::new(
+        Code("buffer_detached"),
+        "a buffer passed to sendBinaryShared() was detached or shrunk before it was written; \
+         the connection's output is lost"
+            .to_string(),
+    )
 }
 
 fn now_ms(now: Option<f64>) -> Result<u64, JsError> {
@@ -202,6 +229,7 @@ impl Connection {
             inner: ws::Connection::server(cfg, now),
             chunks: Vec::new(),
             offered: None,
+            pins: Pins::default(),
         })
     }
 
@@ -226,6 +254,7 @@ impl Connection {
             inner: ws::Connection::client(cfg, req, rng, now),
             chunks: Vec::new(),
             offered: None,
+            pins: Pins::default(),
         })
     }
 
@@ -257,12 +286,64 @@ impl Connection {
     /// Every byte waiting to be written to the transport, concatenated in
     /// order, or `null` when there is nothing to write.
     #[napi(ts_return_type = "Buffer | null")]
-    pub fn take_transmit(&mut self) -> Transmit {
+    pub fn take_transmit(&mut self, env: Env) -> Result<Raw, JsError> {
+        self.transmit(env, false)
+    }
+
+    /// Every byte waiting to be written, as a list of Buffers to write in
+    /// order (for example between `socket.cork()` and `socket.uncork()`),
+    /// or `null` when there is nothing to write. Unlike `takeTransmit()`
+    /// nothing is concatenated: a large binary payload a server sends
+    /// comes out as a Buffer of its own, the very one passed to
+    /// `sendBinaryShared()` (no copy at all), or the one `sendBinary()`
+    /// copied the payload into (one copy).
+    #[napi(ts_return_type = "Buffer[] | null")]
+    pub fn take_transmit_chunks(&mut self, env: Env) -> Result<Raw, JsError> {
+        self.transmit(env, true)
+    }
+
+    fn transmit(&mut self, env: Env, list: bool) -> Result<Raw, JsError> {
         let mut chunks = std::mem::take(&mut self.chunks);
         while let Some(b) = self.inner.poll_transmit() {
             chunks.push(b);
         }
-        Transmit(chunks)
+        // SAFETY: `env` is this call's live environment; the chunks (and so
+        // every view among them) are alive until after the value is built.
+        let out = unsafe {
+            if list {
+                values::transmit_parts(env.raw(), &chunks, &self.pins)
+            } else {
+                values::transmit_concat(env.raw(), &chunks, &self.pins)
+            }
+        };
+        chunks.clear();
+        self.chunks = chunks;
+        if !self.pins.is_empty() {
+            // SAFETY: as above.
+            unsafe { self.pins.release(env.raw()) };
+        }
+        match out {
+            Ok(v) => Ok(Raw(v)),
+            Err(values::TransmitError::Detached) => Err(detached()),
+            Err(values::TransmitError::Napi(e)) => Err(napi_failure(e)),
+        }
+    }
+
+    /// True when the engine queues a large binary payload of this
+    /// connection by reference rather than copying it (an uncompressed
+    /// server).
+    fn queues_by_reference(&self) -> bool {
+        self.inner.role() == ws::Role::Server && self.inner.deflate().is_none()
+    }
+
+    /// Sends `data` as a binary message, lending the engine a view of it.
+    fn send_view(&mut self, env: Env, data: &JsBytes) -> Result<(), JsError> {
+        let (bytes, lent) = Pins::view(data);
+        let sent = self.inner.send_binary(bytes);
+        // SAFETY: `env` is this call's live environment and `data` an
+        // argument (or a Buffer made) in this call.
+        unsafe { self.pins.settle(env.raw(), lent) }.map_err(napi_failure)?;
+        sent.map_err(error::engine)
     }
 
     /// Every pending event, oldest first (an empty array when there are
@@ -386,12 +467,47 @@ impl Connection {
         self.inner.send_text(&text).map_err(error::engine)
     }
 
-    /// Sends a binary message.
-    #[napi(strict)]
-    pub fn send_binary(&mut self, data: Uint8ArraySlice) -> Result<(), JsError> {
-        self.inner
-            .send_binary(Bytes::copy_from_slice(&data))
-            .map_err(error::engine)
+    /// Sends a binary message. The payload is copied: `data` may be
+    /// changed as soon as this returns.
+    #[napi(ts_args_type = "data: Uint8Array")]
+    pub fn send_binary(&mut self, env: Env, data: JsBytes) -> Result<(), JsError> {
+        if data.len() < SHARE_FROM {
+            return self
+                .inner
+                .send_binary(Bytes::copy_from_slice(data.as_slice()))
+                .map_err(error::engine);
+        }
+        if self.queues_by_reference() {
+            // One copy, into a Buffer that `takeTransmitChunks()` hands out
+            // as is, instead of one into Rust and one more out of it.
+            // SAFETY: `env` is this call's live environment.
+            let copy =
+                unsafe { JsBytes::copy_of(env.raw(), data.as_slice()) }.map_err(napi_failure)?;
+            return self.send_view(env, &copy);
+        }
+        // A client masks and a compressor deflates the payload into the
+        // engine's own buffer during the call: a view saves copying it first.
+        self.send_view(env, &data)
+    }
+
+    /// Sends a binary message without copying a large payload: the
+    /// connection keeps `data` itself until it is written, and
+    /// `takeTransmitChunks()` hands that same Buffer out again (a server
+    /// without compression; otherwise the payload is masked or compressed
+    /// into the connection's own buffer during the call, as with
+    /// `sendBinary()`). Do not modify `data` until it has been written to
+    /// the socket, as with `socket.write()`. Detaching its `ArrayBuffer`
+    /// before then makes the next `takeTransmit*()` call throw
+    /// (`buffer_detached`).
+    #[napi(ts_args_type = "data: Uint8Array")]
+    pub fn send_binary_shared(&mut self, env: Env, data: JsBytes) -> Result<(), JsError> {
+        if data.len() < SHARE_FROM {
+            return self
+                .inner
+                .send_binary(Bytes::copy_from_slice(data.as_slice()))
+                .map_err(error::engine);
+        }
+        self.send_view(env, &data)
     }
 
     /// Sends many messages in one call: strings go as text, buffers as

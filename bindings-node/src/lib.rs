@@ -13,4 +13,5 @@ pub mod connection;
 pub mod error;
 pub mod options;
 pub mod session;
+pub mod shared;
 pub mod values;

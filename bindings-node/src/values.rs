@@ -10,15 +10,20 @@
 //! here. `lib/index.js` turns that into event objects with `slice` and
 //! `subarray`, which V8 does in nanoseconds.
 //!
-//! Payloads are always copied into JS-owned memory: sharing engine memory
-//! through external buffers was measured slower (finalizers and GC
-//! pressure), and it would pin the engine's read buffers.
+//! Received payloads are always copied into JS-owned memory: sharing engine
+//! memory through external buffers was measured slower (finalizers and GC
+//! pressure), and it would pin the engine's read buffers. Sent payloads go
+//! the other way without a copy: the engine holds views of JS `Buffer`s
+//! (`crate::shared`), which `takeTransmitChunks()` hands back out as they
+//! are.
 
 use std::ptr;
 
 use bytes::Bytes;
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{sys, ValueType};
+
+use crate::shared::{Detached, Found, Pins};
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
@@ -237,47 +242,169 @@ impl ToNapiValue for Batch {
     }
 }
 
-/// Everything the connection has to write, as one `Buffer` (or `null`).
-pub struct Transmit(pub Vec<Bytes>);
+/// A value built during the call, returned as is.
+pub struct Raw(pub sys::napi_value);
 
-impl TypeName for Transmit {
+impl TypeName for Raw {
     fn type_name() -> &'static str {
-        "Buffer | null"
+        "unknown"
     }
     fn value_type() -> ValueType {
-        ValueType::Object
+        ValueType::Unknown
     }
 }
 
-impl ToNapiValue for Transmit {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let chunks = val.0;
-        match chunks.len() {
-            0 => {
-                let mut out = ptr::null_mut();
-                check(unsafe { sys::napi_get_null(env, &mut out) }, "null")?;
-                Ok(out)
-            }
-            1 => unsafe { buffer_copy(env, &chunks[0]) },
-            _ => {
-                let total: usize = chunks.iter().map(Bytes::len).sum();
-                let mut data = ptr::null_mut();
-                let mut out = ptr::null_mut();
-                let status = unsafe { sys::napi_create_buffer(env, total, &mut data, &mut out) };
-                check(status, "a Buffer")?;
-                if total > 0 {
-                    // SAFETY: N-API just allocated `total` writable bytes.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), total) };
-                    let mut at = 0;
-                    for c in &chunks {
-                        dst[at..at + c.len()].copy_from_slice(c);
-                        at += c.len();
-                    }
+impl ToNapiValue for Raw {
+    unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        Ok(val.0)
+    }
+}
+
+/// Why output could not be handed over.
+pub enum TransmitError {
+    /// A shared payload's memory is gone (see [`Detached`]).
+    Detached,
+    /// N-API failed.
+    Napi(napi::Error),
+}
+
+impl From<Detached> for TransmitError {
+    fn from(_: Detached) -> Self {
+        TransmitError::Detached
+    }
+}
+
+impl From<napi::Error> for TransmitError {
+    fn from(e: napi::Error) -> Self {
+        TransmitError::Napi(e)
+    }
+}
+
+unsafe fn null(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(unsafe { sys::napi_get_null(env, &mut out) }, "null")?;
+    Ok(out)
+}
+
+/// One new `Buffer` holding `chunks` one after another.
+///
+/// # Safety
+/// `env` must be the live environment of the current call, and every chunk
+/// readable: engine memory, or a view [`Pins::find`] found live.
+unsafe fn concat(env: sys::napi_env, chunks: &[Bytes]) -> napi::Result<sys::napi_value> {
+    if let [one] = chunks {
+        return unsafe { buffer_copy(env, one) };
+    }
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    let mut data = ptr::null_mut();
+    let mut out = ptr::null_mut();
+    check(
+        unsafe { sys::napi_create_buffer(env, total, &mut data, &mut out) },
+        "a Buffer",
+    )?;
+    if total > 0 {
+        // SAFETY: N-API just allocated `total` writable bytes.
+        let dst = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), total) };
+        let mut at = 0;
+        for c in chunks {
+            dst[at..at + c.len()].copy_from_slice(c);
+            at += c.len();
+        }
+    }
+    Ok(out)
+}
+
+/// Everything in `chunks` as one `Buffer`, or `null` when empty.
+///
+/// # Safety
+/// `env` must be the live environment of the current call, and `pins` the
+/// connection's, covering every view among `chunks`.
+pub unsafe fn transmit_concat(
+    env: sys::napi_env,
+    chunks: &[Bytes],
+    pins: &Pins,
+) -> Result<sys::napi_value, TransmitError> {
+    if chunks.is_empty() {
+        return Ok(unsafe { null(env)? });
+    }
+    for c in chunks {
+        // Views are read below only if their JS object still has them.
+        unsafe { pins.find(env, c)? };
+    }
+    Ok(unsafe { concat(env, chunks)? })
+}
+
+/// `chunks` for `takeTransmitChunks()`, or `null` when empty: an array
+/// whose first element is one `Buffer` holding every chunk that is not a
+/// shared JS object, concatenated, followed by the parts in order: a number
+/// for the next that many bytes of that `Buffer`, a `Buffer` for a shared
+/// payload (the JS object itself). `lib/connection.js` turns the numbers
+/// into `subarray`s, which costs far less than a `Buffer` per frame header
+/// made through N-API.
+///
+/// # Safety
+/// As for [`transmit_concat`].
+pub unsafe fn transmit_parts(
+    env: sys::napi_env,
+    chunks: &[Bytes],
+    pins: &Pins,
+) -> Result<sys::napi_value, TransmitError> {
+    if chunks.is_empty() {
+        return Ok(unsafe { null(env)? });
+    }
+    // Shared payloads, by index, and the runs of other chunks between them.
+    let mut parts: Vec<Result<usize, sys::napi_value>> = Vec::new();
+    let mut own: Vec<Bytes> = Vec::with_capacity(chunks.len());
+    let mut run = 0usize;
+    for c in chunks {
+        match unsafe { pins.find(env, c)? } {
+            Found::Whole(v) => {
+                if run > 0 {
+                    parts.push(Ok(run));
+                    run = 0;
                 }
-                Ok(out)
+                parts.push(Err(v));
+            }
+            // Engine memory, or a live view read during this call.
+            Found::NotShared | Found::Part => {
+                run += c.len();
+                own.push(c.clone());
             }
         }
     }
+    if run > 0 {
+        parts.push(Ok(run));
+    }
+    let mut out = ptr::null_mut();
+    check(
+        unsafe { sys::napi_create_array_with_length(env, parts.len() + 1, &mut out) },
+        "an array",
+    )?;
+    let bytes = unsafe { concat(env, &own)? };
+    check(
+        unsafe { sys::napi_set_element(env, out, 0, bytes) },
+        "an array element",
+    )?;
+    for (i, p) in parts.into_iter().enumerate() {
+        let v = match p {
+            Err(v) => v,
+            Ok(n) => {
+                let mut v = ptr::null_mut();
+                // A run is at most the connection's outbound limit, which
+                // fits a JS number exactly.
+                check(
+                    unsafe { sys::napi_create_double(env, n as f64, &mut v) },
+                    "a number",
+                )?;
+                v
+            }
+        };
+        check(
+            unsafe { sys::napi_set_element(env, out, i as u32 + 1, v) },
+            "an array element",
+        )?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

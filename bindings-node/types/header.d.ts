@@ -39,6 +39,17 @@ export type Event = RequestEvent | OpenEvent | TextEvent | BinaryEvent | Control
 /** Milliseconds on the monotonic clock used when `now` is omitted. */
 export declare function now(): number
 
+/** Options of `WebSocket.send`. */
+export interface SendOptions {
+  /**
+   * False: a large binary payload (8 KiB and up) is not copied but handed
+   * to the socket as is (`Connection.sendBinaryShared`), like the `ws`
+   * package and `socket.write()` do; do not modify it until written.
+   * Default true: it is copied once, so it may change right after send().
+   */
+  copy?: boolean
+}
+
 /** Details passed with a WebSocket 'close' event. */
 export interface CloseDetails {
   /** True if close frames were exchanged both ways. */
@@ -74,9 +85,10 @@ export declare class WebSocket extends EventEmitter {
   /**
    * Sends a message: strings as text, bytes as binary. Throws (code
    * `invalid_state`) while connecting; ignored once closing, as in browsers.
-   * Sends made in one turn of the event loop leave in one write.
+   * Sends made in one turn of the event loop leave in one write. Binary
+   * data is copied once, or not at all with `{ copy: false }`.
    */
-  send(data: string | ArrayBufferView | ArrayBuffer): void
+  send(data: string | ArrayBufferView | ArrayBuffer, options?: SendOptions): void
   /** Sends a ping (at most 125 bytes). */
   ping(data?: string | ArrayBufferView | ArrayBuffer): void
   /** Sends an unsolicited pong (at most 125 bytes). */
