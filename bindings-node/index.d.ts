@@ -482,7 +482,9 @@ export declare class Connection {
   sendText(text: string): void
   /**
    * Sends a binary message. The payload is copied: `data` may be
-   * changed as soon as this returns.
+   * changed as soon as this returns. (Into a Buffer that
+   * `takeTransmitChunks()` hands out as is, when that is how output is
+   * taken.)
    */
   sendBinary(data: Uint8Array): void
   /**

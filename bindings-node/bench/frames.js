@@ -245,13 +245,16 @@ function sendCase(size, binary, client) {
   const writeChunks = (chunks) => {
     for (let i = 0; i < chunks.length; i++) sinkWrite(chunks[i])
   }
+  const chunked = client ? openClient() : openServer()
+  chunked.takeTransmitChunks() // copies then go into Buffers handed out as they are
   const chunksFn = () => {
-    for (let i = 0; i < count; i++) send(payload)
-    writeChunks(conn.takeTransmitChunks())
+    for (let i = 0; i < count; i++) chunked.sendBinary(payload)
+    writeChunks(chunked.takeTransmitChunks())
   }
+  const shared = client ? openClient() : openServer()
   const sharedFn = () => {
-    for (let i = 0; i < count; i++) conn.sendBinaryShared(payload)
-    writeChunks(conn.takeTransmitChunks())
+    for (let i = 0; i < count; i++) shared.sendBinaryShared(payload)
+    writeChunks(shared.takeTransmitChunks())
   }
   const fns = [
     ['send + takeTransmit', perCallFn],

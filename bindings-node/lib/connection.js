@@ -54,6 +54,7 @@ const BINARY = 2
 const PING = 3
 const PONG = 4
 const BIG_BINARY = 5
+const BIG_TEXT = 6
 
 function unpack(raw) {
   if (raw === null) return []
@@ -80,6 +81,9 @@ function unpack(raw) {
         break
       case BIG_BINARY:
         out[i] = { type: 'binary', data: objs[o++] }
+        break
+      case BIG_TEXT:
+        out[i] = { type: 'text', text: objs[o++] }
         break
       default:
         out[i] = objs[o++]

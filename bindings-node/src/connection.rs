@@ -114,6 +114,11 @@ pub struct Connection {
     offered: Option<Vec<String>>,
     /// JS buffers whose memory the engine's queue holds views of.
     pins: Pins,
+    /// True once output was last taken by `takeTransmitChunks()`: then a
+    /// large payload `sendBinary()` copies goes into a JS Buffer (handed
+    /// out as is), otherwise into engine memory (freed, and so reused hot,
+    /// as soon as `takeTransmit()` has concatenated it).
+    chunked: bool,
 }
 
 impl ObjectFinalize for Connection {
@@ -230,6 +235,7 @@ impl Connection {
             chunks: Vec::new(),
             offered: None,
             pins: Pins::default(),
+            chunked: false,
         })
     }
 
@@ -255,6 +261,7 @@ impl Connection {
             chunks: Vec::new(),
             offered: None,
             pins: Pins::default(),
+            chunked: false,
         })
     }
 
@@ -303,6 +310,7 @@ impl Connection {
     }
 
     fn transmit(&mut self, env: Env, list: bool) -> Result<Raw, JsError> {
+        self.chunked = list;
         let mut chunks = std::mem::take(&mut self.chunks);
         while let Some(b) = self.inner.poll_transmit() {
             chunks.push(b);
@@ -378,7 +386,7 @@ impl Connection {
 
     fn push(&mut self, batch: &mut Batch, e: ws::Event) {
         match e {
-            ws::Event::Message(Message::Text(t)) => batch.text(&t),
+            ws::Event::Message(Message::Text(t)) => batch.text(t),
             ws::Event::Message(Message::Binary(b)) => batch.bytes(kind::BINARY, b),
             ws::Event::Ping(b) => batch.bytes(kind::PING, b),
             ws::Event::Pong(b) => batch.bytes(kind::PONG, b),
@@ -468,7 +476,9 @@ impl Connection {
     }
 
     /// Sends a binary message. The payload is copied: `data` may be
-    /// changed as soon as this returns.
+    /// changed as soon as this returns. (Into a Buffer that
+    /// `takeTransmitChunks()` hands out as is, when that is how output is
+    /// taken.)
     #[napi(ts_args_type = "data: Uint8Array")]
     pub fn send_binary(&mut self, env: Env, data: JsBytes) -> Result<(), JsError> {
         if data.len() < SHARE_FROM {
@@ -478,6 +488,12 @@ impl Connection {
                 .map_err(error::engine);
         }
         if self.queues_by_reference() {
+            if !self.chunked {
+                return self
+                    .inner
+                    .send_binary(Bytes::copy_from_slice(data.as_slice()))
+                    .map_err(error::engine);
+            }
             // One copy, into a Buffer that `takeTransmitChunks()` hands out
             // as is, instead of one into Rust and one more out of it.
             // SAFETY: `env` is this call's live environment.

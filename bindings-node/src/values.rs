@@ -20,6 +20,7 @@
 use std::ptr;
 
 use bytes::Bytes;
+use evsock::ws::Text;
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{sys, ValueType};
 
@@ -59,6 +60,23 @@ unsafe fn utf8_string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_val
     let mut out = ptr::null_mut();
     let status =
         unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out) };
+    check(status, "a string")?;
+    Ok(out)
+}
+
+/// A new string holding `s`: ASCII text is copied as Latin-1, which V8
+/// takes as is, instead of going through its UTF-8 decoder.
+///
+/// # Safety
+/// `env` must be the live environment of the current call.
+unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
+    if !s.is_ascii() {
+        return unsafe { utf8_string(env, s) };
+    }
+    let mut out = ptr::null_mut();
+    let status = unsafe {
+        sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out)
+    };
     check(status, "a string")?;
     Ok(out)
 }
@@ -119,6 +137,8 @@ pub mod kind {
     pub const PONG: u32 = 4;
     /// A large binary message: the next `Buffer` of `objs`.
     pub const BIG_BINARY: u32 = 5;
+    /// A large text message: the next string of `objs`.
+    pub const BIG_TEXT: u32 = 6;
 }
 
 /// Binary payloads from this size on get a `Buffer` of their own instead of
@@ -126,12 +146,19 @@ pub mod kind {
 /// message does not keep its neighbours alive).
 const OWN_BUFFER_FROM: usize = 4096;
 
+/// Text messages from this size on get a string of their own, made straight
+/// from the engine's bytes instead of first gathered into the batch text
+/// (which copies them once more).
+const OWN_STRING_FROM: usize = 4096;
+
 /// One value that crosses as is.
 pub enum Item {
     /// A prebuilt event object.
     Object(Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value>>),
     /// A large binary payload.
     Bytes(Bytes),
+    /// A large text message.
+    Text(Text),
 }
 
 /// A batch of events on its way to `lib/index.js`, which unpacks it.
@@ -163,7 +190,13 @@ impl Batch {
     }
 
     /// Adds a text message.
-    pub fn text(&mut self, s: &str) {
+    pub fn text(&mut self, t: Text) {
+        if t.len() >= OWN_STRING_FROM {
+            self.meta.extend_from_slice(&[kind::BIG_TEXT, 0, 0]);
+            self.objs.push(Item::Text(t));
+            return;
+        }
+        let s = t.as_str();
         let start = self.text_units;
         self.text.push_str(s);
         self.text_units += utf16_len(s);
@@ -226,6 +259,7 @@ impl ToNapiValue for Batch {
             let v = match item {
                 Item::Object(make) => make(env)?,
                 Item::Bytes(b) => unsafe { buffer_copy(env, &b)? },
+                Item::Text(t) => unsafe { string(env, &t)? },
             };
             check(
                 unsafe { sys::napi_set_element(env, objs, i as u32, v) },
@@ -419,10 +453,39 @@ mod tests {
     }
 
     #[test]
+    fn large_texts_get_strings_of_their_own() {
+        let mut b = Batch::default();
+        b.text("small".into());
+        b.text("x".repeat(OWN_STRING_FROM).into());
+        b.text("é".repeat(OWN_STRING_FROM).into());
+        b.text("after".into());
+        assert_eq!(
+            b.meta,
+            vec![
+                kind::TEXT,
+                0,
+                5,
+                kind::BIG_TEXT,
+                0,
+                0,
+                kind::BIG_TEXT,
+                0,
+                0,
+                kind::TEXT,
+                5,
+                10
+            ]
+        );
+        assert_eq!(b.text, "smallafter");
+        assert!(matches!(&b.objs[..], [Item::Text(a), Item::Text(e)]
+            if a.len() == OWN_STRING_FROM && e.len() == 2 * OWN_STRING_FROM));
+    }
+
+    #[test]
     fn a_batch_records_offsets_per_kind() {
         let mut b = Batch::default();
-        b.text("hé");
-        b.text("😀!");
+        b.text("hé".into());
+        b.text("😀!".into());
         b.bytes(kind::PING, Bytes::from_static(b"p"));
         b.bytes(kind::BINARY, Bytes::from(vec![1u8; OWN_BUFFER_FROM]));
         b.bytes(kind::BINARY, Bytes::from_static(b"xy"));

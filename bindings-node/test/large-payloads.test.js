@@ -1,6 +1,8 @@
 'use strict'
 
-// Large binary payloads without copies (src/shared.rs): sendBinary copies
+// Large payloads. Received: texts of 4 KiB and up get strings of their own
+// (src/values.rs), in order with everything else. Sent without copies
+// (src/shared.rs): sendBinary copies
 // into a Buffer that takeTransmitChunks() hands out as is, sendBinaryShared
 // lends the caller's own Buffer. Checked here: the bytes on the wire (read
 // back by ws's Receiver), which Buffer comes out, that a shared Buffer stays
@@ -13,7 +15,7 @@ const assert = require('node:assert/strict')
 const v8 = require('node:v8')
 const vm = require('node:vm')
 const crypto = require('node:crypto')
-const { Receiver } = require('ws')
+const { Receiver, Sender } = require('ws')
 
 const { Connection } = require('..')
 
@@ -92,6 +94,10 @@ test('server: sendBinary copies, and its chunks are the same bytes as takeTransm
   const messages = ['hi', big[0], Buffer.from([1, 2, 3]), big[1], 'x'.repeat(5000), big[2], 'bye']
   const a = openServer()
   const b = openServer()
+  // Output is taken as it was last time: b in chunks (copies go into JS
+  // Buffers handed out as they are), a whole (copies into engine memory).
+  assert.equal(a.takeTransmit(), null)
+  assert.equal(b.takeTransmitChunks(), null)
   for (const c of [a, b]) {
     for (const m of messages) typeof m === 'string' ? c.sendText(m) : c.sendBinary(m)
   }
@@ -319,5 +325,44 @@ test('host: large sends reach a ws client intact and in order, copied or not', a
   } finally {
     server.closeAllConnections?.()
     server.close()
+  }
+})
+
+test('received large texts (ASCII or not) and binaries keep their order and content', () => {
+  const messages = [
+    'small',
+    'a'.repeat(4096),
+    Buffer.alloc(5000, 7),
+    'é'.repeat(3000) + '😀'.repeat(1000) + 'end',
+    'ascii '.repeat(20000),
+    'x',
+    `${'b'.repeat(4095)}\u{10FFFF}`,
+    Buffer.from([1]),
+  ]
+  const frames = Buffer.concat(
+    messages.flatMap((m, i) =>
+      Sender.frame(Buffer.from(m), {
+        fin: true,
+        opcode: typeof m === 'string' ? 1 : 2,
+        mask: true,
+        readOnly: false,
+        rsv1: false,
+        maskBuffer: Buffer.from([i, 2, 3, 4]),
+        generateMask: undefined,
+      }),
+    ),
+  )
+  const want = messages.map((m) => (typeof m === 'string' ? { type: 'text', text: m } : { type: 'binary', data: m }))
+  for (const how of ['takeEvents', 'pollEvent']) {
+    for (const step of [frames.length, 1000, 65536]) {
+      const c = openServer()
+      const got = []
+      for (let at = 0; at < frames.length; at += step) {
+        c.receiveData(frames.subarray(at, at + step), 0)
+        if (how === 'takeEvents') got.push(...c.takeEvents())
+        else for (let e; (e = c.pollEvent()) !== null; ) got.push(e)
+      }
+      assert.deepEqual(got, want, `${how}, reads of ${step}`)
+    }
   }
 })
