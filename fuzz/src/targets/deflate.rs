@@ -114,9 +114,12 @@ fn check(data: &[u8]) -> Result<(), Stop> {
 }
 
 /// Heap an inflater may hold: its output (grown by doubling) plus the
-/// window and zlib's tables.
-fn inflate_bound(limit: usize, bits: u8) -> isize {
-    (2 * (limit + 1) + (1 << bits) + 48 * 1024) as isize
+/// window and zlib's tables, and with context takeover the history it
+/// keeps to re-prime a freed state: the last window of output, let grow
+/// to two windows before it is trimmed (so a capacity of up to four).
+fn inflate_bound(limit: usize, bits: u8, reset: bool) -> isize {
+    let history = if reset { 0 } else { 4 << bits };
+    (2 * (limit + 1) + (1 << bits) + 48 * 1024 + history) as isize
 }
 
 fn round_trip(
@@ -172,7 +175,7 @@ fn round_trip(
             out.len()
         );
         ensure!(
-            meter.peak() <= inflate_bound(limit, bits),
+            meter.peak() <= inflate_bound(limit, bits, reset),
             "inflate-memory",
             "inflating {} bytes held {} bytes of heap (limit {limit}, bits {bits})",
             payload.len(),
@@ -249,7 +252,7 @@ fn raw(
             out.len()
         );
         ensure!(
-            meter.peak() <= inflate_bound(limit, bits),
+            meter.peak() <= inflate_bound(limit, bits, reset),
             "inflate-memory",
             "inflating {} bytes held {} bytes of heap (limit {limit}, bits {bits})",
             wire.len(),

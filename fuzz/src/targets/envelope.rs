@@ -304,7 +304,7 @@ fn built(f: Format, specs: &[Built]) -> Result<(), Stop> {
             && meta
                 .ik
                 .as_ref()
-                .is_none_or(|k| k.len() <= MAX_IDEMPOTENCY_KEY_LEN);
+                .is_none_or(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN);
         // EventId can only hold valid ids; write invalid ones by hand.
         envs.push((event, data, meta));
     }
