@@ -315,19 +315,27 @@ impl Connection {
         while let Some(b) = self.inner.poll_transmit() {
             chunks.push(b);
         }
-        // SAFETY: `env` is this call's live environment; the chunks (and so
-        // every view among them) are alive until after the value is built.
-        let out = unsafe {
-            if list {
-                values::transmit_parts(env.raw(), &chunks, &self.pins)
-            } else {
-                values::transmit_concat(env.raw(), &chunks, &self.pins)
-            }
+        // SAFETY (all blocks below): `env` is this call's live environment;
+        // the chunks, and so every view among them, live until after the
+        // value is built.
+        // Objects whose views are all gone (copied, dropped with a closed
+        // connection's queue) are let go first: only the rest must be live.
+        if !self.pins.is_empty() {
+            unsafe { self.pins.release(env.raw()) };
+        }
+        let out = match unsafe { self.pins.live(env.raw()) } {
+            Err(d) => Err(values::TransmitError::from(d)),
+            Ok(live) => unsafe {
+                if list {
+                    values::transmit_parts(env.raw(), &chunks, &live)
+                } else {
+                    values::transmit_concat(env.raw(), &chunks, &live)
+                }
+            },
         };
         chunks.clear();
         self.chunks = chunks;
         if !self.pins.is_empty() {
-            // SAFETY: as above.
             unsafe { self.pins.release(env.raw()) };
         }
         match out {

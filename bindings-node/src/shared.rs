@@ -18,13 +18,14 @@
 //! - Rust reads a view's memory only while the JS object still has it: in
 //!   the engine call that received it (no JS can run meanwhile), and, after
 //!   JS had a chance to run (which could detach or shrink the `ArrayBuffer`),
-//!   only once [`Pins::live`] has checked the object still points at the
-//!   same bytes.
+//!   only once [`Pins::live`] has checked that every object lent still
+//!   points at the same bytes (once per output call, not per chunk).
 //!
 //! No external buffers or finalizers are involved: Node runs those only on
 //! a later turn of the event loop, so memory freed through them piles up in
 //! synchronous loops.
 
+use std::collections::HashMap;
 use std::ptr;
 use std::sync::Arc;
 
@@ -270,42 +271,30 @@ impl Pins {
         Ok(())
     }
 
-    /// Whether `chunk` is (part of) a view of a JS object kept here, and if
-    /// so whether that object still holds those bytes: `Err` if it is one
-    /// of ours but no longer does (its `ArrayBuffer` was detached or
-    /// shrunk after it was sent), in which case its memory must not be read.
+    /// Checks that every JS object kept here still holds the bytes its
+    /// views point at, and returns them by the exact range they were lent
+    /// for. `Err` if one no longer does (its `ArrayBuffer` was detached or
+    /// shrunk after it was sent): then no view may be read. Call
+    /// [`Pins::release`] first, so that only objects with live views count.
     ///
     /// # Safety
     /// `env` must be the live environment of the current call.
-    pub unsafe fn find(&self, env: sys::napi_env, chunk: &Bytes) -> Result<Found, Detached> {
-        if self.list.is_empty() || chunk.is_empty() {
-            return Ok(Found::NotShared);
-        }
-        let (start, end) = (
-            chunk.as_ptr() as usize,
-            chunk.as_ptr() as usize + chunk.len(),
-        );
-        let Some(pin) = self.list.iter().rev().find(|p| {
-            let at = p.ptr as usize;
-            at <= start && end <= at + p.len
-        }) else {
-            return Ok(Found::NotShared);
-        };
-        let mut value = ptr::null_mut();
-        let s = unsafe { sys::napi_get_reference_value(env, pin.reference, &mut value) };
-        if s != sys::Status::napi_ok || value.is_null() {
-            return Err(Detached);
-        }
-        match unsafe { JsBytes::info(env, value) } {
-            Ok(Some(now)) if now.ptr == pin.ptr && now.len == pin.len => {
-                if start == pin.ptr as usize && chunk.len() == pin.len {
-                    Ok(Found::Whole(value))
-                } else {
-                    Ok(Found::Part)
-                }
+    pub unsafe fn live(&self, env: sys::napi_env) -> Result<Live, Detached> {
+        let mut by_range = HashMap::with_capacity(self.list.len());
+        for pin in &self.list {
+            let mut value = ptr::null_mut();
+            let s = unsafe { sys::napi_get_reference_value(env, pin.reference, &mut value) };
+            if s != sys::Status::napi_ok || value.is_null() {
+                return Err(Detached);
             }
-            _ => Err(Detached),
+            match unsafe { JsBytes::info(env, value) } {
+                Ok(Some(now)) if now.ptr == pin.ptr && now.len == pin.len => {
+                    by_range.insert((pin.ptr as usize, pin.len), value);
+                }
+                _ => return Err(Detached),
+            }
         }
+        Ok(Live { by_range })
     }
 
     /// Lets go of the JS objects the engine no longer holds views of.
@@ -338,14 +327,22 @@ impl Pins {
     }
 }
 
-/// What [`Pins::find`] found out about an output chunk.
-pub enum Found {
-    /// Engine memory (or a view already released): read it freely.
-    NotShared,
-    /// Exactly the bytes of this live JS object.
-    Whole(sys::napi_value),
-    /// Part of a live JS object's bytes, safe to read during this call.
-    Part,
+/// The JS objects lent to the engine, all checked live by [`Pins::live`]:
+/// every view among the output may be read during this call.
+pub struct Live {
+    by_range: HashMap<(usize, usize), sys::napi_value>,
+}
+
+impl Live {
+    /// The JS object `chunk` is exactly the lent bytes of, if any.
+    pub fn whole(&self, chunk: &Bytes) -> Option<sys::napi_value> {
+        if self.by_range.is_empty() {
+            return None;
+        }
+        self.by_range
+            .get(&(chunk.as_ptr() as usize, chunk.len()))
+            .copied()
+    }
 }
 
 /// A shared payload's `ArrayBuffer` was detached or shrunk before it was

@@ -24,7 +24,7 @@ use evsock::ws::Text;
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{sys, ValueType};
 
-use crate::shared::{Detached, Found, Pins};
+use crate::shared::{Detached, Live};
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
@@ -324,7 +324,7 @@ unsafe fn null(env: sys::napi_env) -> napi::Result<sys::napi_value> {
 ///
 /// # Safety
 /// `env` must be the live environment of the current call, and every chunk
-/// readable: engine memory, or a view [`Pins::find`] found live.
+/// readable: engine memory, or a view [`crate::shared::Pins::live`] checked.
 unsafe fn concat(env: sys::napi_env, chunks: &[Bytes]) -> napi::Result<sys::napi_value> {
     if let [one] = chunks {
         return unsafe { buffer_copy(env, one) };
@@ -351,19 +351,15 @@ unsafe fn concat(env: sys::napi_env, chunks: &[Bytes]) -> napi::Result<sys::napi
 /// Everything in `chunks` as one `Buffer`, or `null` when empty.
 ///
 /// # Safety
-/// `env` must be the live environment of the current call, and `pins` the
-/// connection's, covering every view among `chunks`.
+/// `env` must be the live environment of the current call, and every view
+/// among `chunks` covered by `live`.
 pub unsafe fn transmit_concat(
     env: sys::napi_env,
     chunks: &[Bytes],
-    pins: &Pins,
+    _live: &Live,
 ) -> Result<sys::napi_value, TransmitError> {
     if chunks.is_empty() {
         return Ok(unsafe { null(env)? });
-    }
-    for c in chunks {
-        // Views are read below only if their JS object still has them.
-        unsafe { pins.find(env, c)? };
     }
     Ok(unsafe { concat(env, chunks)? })
 }
@@ -381,7 +377,7 @@ pub unsafe fn transmit_concat(
 pub unsafe fn transmit_parts(
     env: sys::napi_env,
     chunks: &[Bytes],
-    pins: &Pins,
+    live: &Live,
 ) -> Result<sys::napi_value, TransmitError> {
     if chunks.is_empty() {
         return Ok(unsafe { null(env)? });
@@ -391,16 +387,16 @@ pub unsafe fn transmit_parts(
     let mut own: Vec<Bytes> = Vec::with_capacity(chunks.len());
     let mut run = 0usize;
     for c in chunks {
-        match unsafe { pins.find(env, c)? } {
-            Found::Whole(v) => {
+        match live.whole(c) {
+            Some(v) => {
                 if run > 0 {
                     parts.push(Ok(run));
                     run = 0;
                 }
                 parts.push(Err(v));
             }
-            // Engine memory, or a live view read during this call.
-            Found::NotShared | Found::Part => {
+            // Engine memory, or (part of) a view checked live.
+            None => {
                 run += c.len();
                 own.push(c.clone());
             }

@@ -138,6 +138,25 @@ test('server: sendBinaryShared hands the very Buffer back out, uncopied', () => 
   assert.deepEqual(readBack(concat(chunks)), ['before', buf, Buffer.from(u8), Buffer.from([1, 2, 3]), buf])
 })
 
+test('server: a thousand shared sends in one take come out in order, each its own Buffer', () => {
+  const c = openServer({ maxOutboundBytes: 64 << 20 })
+  const bufs = []
+  for (let i = 0; i < 1000; i++) {
+    const b = pattern(8192 + (i % 7), i)
+    bufs.push(b)
+    c.sendBinaryShared(b)
+    if (i % 10 === 0) c.sendText(`t${i}`)
+  }
+  c.sendBinaryShared(bufs[0]) // the first one again, at the end
+  const chunks = c.takeTransmitChunks()
+  const mine = chunks.filter((ch) => bufs.includes(ch))
+  assert.equal(mine.length, 1001)
+  assert.deepEqual(mine, [...bufs, bufs[0]])
+  const got = readBack(concat(chunks))
+  assert.equal(got.length, 1001 + 100)
+  assert.deepEqual(got.at(-1), bufs[0])
+})
+
 test('server: a shared payload is read when written, as with socket.write', () => {
   const c = openServer()
   const buf = Buffer.alloc(10000, 1)

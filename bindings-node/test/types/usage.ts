@@ -14,6 +14,9 @@ for (const ev of conn.takeEvents() as Event[]) {
   else if (ev.type === 'closed') console.log(ev.code, ev.reason, ev.error?.code)
 }
 const out: Buffer | null = conn.takeTransmit()
+conn.sendBinaryShared(new Uint8Array(16384))
+conn.sendBinary(Buffer.alloc(16384))
+const chunks: Buffer[] | null = conn.takeTransmitChunks()
 const deadline: number | null = conn.pollTimeout()
 conn.sendMany(['a', new Uint8Array([1])])
 
@@ -36,7 +39,7 @@ const attached = evsock.attachServer(server, {
   path: '/ws',
   verify: (request) => request.path.startsWith('/ws'),
   onConnection(ws) {
-    ws.on('message', (data, isBinary) => ws.send(isBinary ? (data as Buffer) : String(data)))
+    ws.on('message', (data, isBinary) => ws.send(isBinary ? (data as Buffer) : String(data), { copy: false }))
     ws.on('close', (code, reason, details) => console.log(code, reason, details.clean))
   },
 })
