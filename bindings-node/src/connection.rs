@@ -345,13 +345,6 @@ impl Connection {
         }
     }
 
-    /// True when the engine queues a large binary payload of this
-    /// connection by reference rather than copying it (an uncompressed
-    /// server).
-    fn queues_by_reference(&self) -> bool {
-        self.inner.role() == ws::Role::Server && self.inner.deflate().is_none()
-    }
-
     /// Sends `data` as a binary message, lending the engine a view of it.
     fn send_view(&mut self, env: Env, data: &JsBytes) -> Result<(), JsError> {
         let (bytes, lent) = Pins::view(data);
@@ -495,7 +488,9 @@ impl Connection {
                 .send_binary(Bytes::copy_from_slice(data.as_slice()))
                 .map_err(error::engine);
         }
-        if self.queues_by_reference() {
+        if self.inner.role() == ws::Role::Server {
+            // The engine may queue the payload by reference (always, unless
+            // it compresses it), so it must not be the caller's memory.
             if !self.chunked {
                 return self
                     .inner
@@ -509,8 +504,8 @@ impl Connection {
                 unsafe { JsBytes::copy_of(env.raw(), data.as_slice()) }.map_err(napi_failure)?;
             return self.send_view(env, &copy);
         }
-        // A client masks and a compressor deflates the payload into the
-        // engine's own buffer during the call: a view saves copying it first.
+        // A client masks the payload into the engine's own buffer during the
+        // call (compressed or not): a view saves copying it first.
         self.send_view(env, &data)
     }
 

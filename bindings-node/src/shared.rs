@@ -80,6 +80,8 @@ impl JsBytes {
     /// # Safety
     /// `env` and `value` must be live handles of the current call.
     unsafe fn info(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Option<JsBytes>> {
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         let mut is_typed = false;
         status(
             unsafe { sys::napi_is_typedarray(env, value, &mut is_typed) },
@@ -88,6 +90,8 @@ impl JsBytes {
         if !is_typed {
             return Ok(None);
         }
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         let mut kind = -1;
         let mut len = 0usize;
         let mut data = ptr::null_mut();
@@ -116,6 +120,8 @@ impl JsBytes {
     /// # Safety
     /// `env` must be the live environment of the current call.
     pub unsafe fn copy_of(env: sys::napi_env, data: &[u8]) -> napi::Result<JsBytes> {
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         let mut raw = ptr::null_mut();
         let mut value = ptr::null_mut();
         status(
@@ -149,6 +155,8 @@ impl ValidateNapiValue for JsBytes {
         env: sys::napi_env,
         value: sys::napi_value,
     ) -> napi::Result<sys::napi_value> {
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         match unsafe { JsBytes::info(env, value)? } {
             Some(_) => Ok(ptr::null_mut()),
             None => Err(napi::Error::new(
@@ -161,6 +169,8 @@ impl ValidateNapiValue for JsBytes {
 
 impl FromNapiValue for JsBytes {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         unsafe { JsBytes::info(env, value)? }.ok_or_else(|| {
             napi::Error::new(
                 napi::Status::InvalidArg,
@@ -257,6 +267,8 @@ impl Pins {
         if Arc::strong_count(&lent.token) == 1 {
             return Ok(()); // copied (or refused) and dropped by the engine
         }
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         let mut reference = ptr::null_mut();
         status(
             unsafe { sys::napi_create_reference(env, lent.value, 1, &mut reference) },
@@ -282,6 +294,8 @@ impl Pins {
     pub unsafe fn live(&self, env: sys::napi_env) -> Result<Live, Detached> {
         let mut by_range = HashMap::with_capacity(self.list.len());
         for pin in &self.list {
+            // SAFETY: `env` and the handles passed are live for this call (this
+            // function's contract); the out-pointers are locals.
             let mut value = ptr::null_mut();
             let s = unsafe { sys::napi_get_reference_value(env, pin.reference, &mut value) };
             if s != sys::Status::napi_ok || value.is_null() {

@@ -73,6 +73,8 @@ unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
     if !s.is_ascii() {
         return unsafe { utf8_string(env, s) };
     }
+    // SAFETY: `env` and the handles passed are live for this call (this
+    // function's contract); the out-pointers are locals.
     let mut out = ptr::null_mut();
     let status = unsafe {
         sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out)
@@ -316,6 +318,8 @@ impl From<napi::Error> for TransmitError {
 
 unsafe fn null(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
+    // SAFETY: `env` and the handles passed are live for this call (this
+    // function's contract); the out-pointers are locals.
     check(unsafe { sys::napi_get_null(env, &mut out) }, "null")?;
     Ok(out)
 }
@@ -327,9 +331,13 @@ unsafe fn null(env: sys::napi_env) -> napi::Result<sys::napi_value> {
 /// readable: engine memory, or a view [`crate::shared::Pins::live`] checked.
 unsafe fn concat(env: sys::napi_env, chunks: &[Bytes]) -> napi::Result<sys::napi_value> {
     if let [one] = chunks {
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         return unsafe { buffer_copy(env, one) };
     }
     let total: usize = chunks.iter().map(Bytes::len).sum();
+    // SAFETY: `env` and the handles passed are live for this call (this
+    // function's contract); the out-pointers are locals.
     let mut data = ptr::null_mut();
     let mut out = ptr::null_mut();
     check(
@@ -359,6 +367,8 @@ pub unsafe fn transmit_concat(
     _live: &Live,
 ) -> Result<sys::napi_value, TransmitError> {
     if chunks.is_empty() {
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         return Ok(unsafe { null(env)? });
     }
     Ok(unsafe { concat(env, chunks)? })
@@ -380,6 +390,8 @@ pub unsafe fn transmit_parts(
     live: &Live,
 ) -> Result<sys::napi_value, TransmitError> {
     if chunks.is_empty() {
+        // SAFETY: `env` and the handles passed are live for this call (this
+        // function's contract); the out-pointers are locals.
         return Ok(unsafe { null(env)? });
     }
     // Shared payloads, by index, and the runs of other chunks between them.
@@ -405,6 +417,8 @@ pub unsafe fn transmit_parts(
     if run > 0 {
         parts.push(Ok(run));
     }
+    // SAFETY: `env` and the handles passed are live for this call (this
+    // function's contract); the out-pointers are locals.
     let mut out = ptr::null_mut();
     check(
         unsafe { sys::napi_create_array_with_length(env, parts.len() + 1, &mut out) },
@@ -419,6 +433,8 @@ pub unsafe fn transmit_parts(
         let v = match p {
             Err(v) => v,
             Ok(n) => {
+                // SAFETY: `env` and the handles passed are live for this call (this
+                // function's contract); the out-pointers are locals.
                 let mut v = ptr::null_mut();
                 // A run is at most the connection's outbound limit, which
                 // fits a JS number exactly.

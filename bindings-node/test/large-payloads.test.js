@@ -169,6 +169,21 @@ test('server: a shared payload is read when written, as with socket.write', () =
   assert.deepEqual(readBack(d.takeTransmit()), [buf])
 })
 
+test('a compressing server that sends a payload uncompressed (under its threshold) still copies for sendBinary', () => {
+  for (const take of ['takeTransmit', 'takeTransmitChunks']) {
+    const s = openServer({ deflate: { threshold: 1 << 20 } })
+    s[take]()
+    const buf = pattern(20000, 3)
+    const want = Buffer.from(buf)
+    s.sendBinary(buf)
+    buf.fill(0)
+    const out = s[take]()
+    const bytes = Array.isArray(out) ? concat(out) : out
+    assert.equal(bytes.length, 4 + 20000, `${take}: sent uncompressed`)
+    assert.deepEqual(readBack(bytes), [want], take)
+  }
+})
+
 test('client (masked) and compressed sends copy during the call, shared or not', async () => {
   for (const send of ['sendBinary', 'sendBinaryShared']) {
     const c = openClient()
