@@ -511,10 +511,9 @@ impl Connection {
 
     /// Sends a binary message without copying a large payload: the
     /// connection keeps `data` itself until it is written, and
-    /// `takeTransmitChunks()` hands that same Buffer out again (a server
-    /// without compression; otherwise the payload is masked or compressed
-    /// into the connection's own buffer during the call, as with
-    /// `sendBinary()`). Do not modify `data` until it has been written to
+    /// `takeTransmitChunks()` hands that same Buffer out again (a server,
+    /// unless it compresses the message; a client masks it into the
+    /// connection's own buffer during the call). Do not modify `data` until it has been written to
     /// the socket, as with `socket.write()`. Detaching its `ArrayBuffer`
     /// before then makes the next `takeTransmit*()` call throw
     /// (`buffer_detached`).
