@@ -643,7 +643,8 @@ impl ClientConnection {
         };
         let cfg = ws_config(py, timers, config, &[])?;
         let now = now_ms(py, now)?;
-        let conn = ws::Connection::client(cfg, req, crate::rng::make(seed), now);
+        let conn = ws::Connection::try_client(cfg, req, crate::rng::make(seed), now)
+            .map_err(|e| ws_error(py, &e))?;
         Ok((ClientConnection, Connection::new(conn)))
     }
 }

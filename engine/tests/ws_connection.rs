@@ -544,3 +544,97 @@ fn deflate_off_on_either_side_means_plain_frames() {
         assert_eq!(drain(&mut c).0[0], 0x81);
     }
 }
+
+#[test]
+fn accept_selects_only_an_offered_subprotocol() {
+    let offer = |protos: &[&str]| {
+        let mut req = ClientRequest::new("localhost", "/chat");
+        req.subprotocols = protos.iter().map(|p| p.to_string()).collect();
+        let mut c = Connection::client(
+            Config::without_timers(),
+            req,
+            Box::new(SeededRng::new(3)),
+            0,
+        );
+        let mut s = Connection::server(Config::without_timers(), 0);
+        s.handle_input(0, &drain_bytes(&mut c));
+        assert!(matches!(events(&mut s).as_slice(), [Event::Request(_)]));
+        (s, c)
+    };
+    let (mut s, mut c) = offer(&["chat", "superchat"]);
+    for bad in ["v2", " ", "chat\r\nX-Injected: 1", "chat, superchat"] {
+        let err = s.accept(Accept {
+            subprotocol: Some(bad.into()),
+            ..Accept::default()
+        });
+        assert!(matches!(err, Err(Error::InvalidArgument(_))), "{bad:?}");
+        assert_eq!(s.state(), State::Handshake, "refused: still deciding");
+        assert!(drain_bytes(&mut s).is_empty(), "nothing sent for {bad:?}");
+    }
+    // The host can still decide properly, and the client agrees.
+    s.accept(Accept {
+        subprotocol: Some("superchat".into()),
+        ..Accept::default()
+    })
+    .unwrap();
+    c.handle_input(0, &drain(&mut s).0);
+    assert_eq!(
+        events(&mut c),
+        vec![Event::Open {
+            subprotocol: Some("superchat".into())
+        }]
+    );
+    // `Some("")` selects none, offered or not.
+    let (mut s, _) = offer(&[]);
+    s.accept(Accept {
+        subprotocol: Some(String::new()),
+        ..Accept::default()
+    })
+    .unwrap();
+    assert!(!String::from_utf8(drain(&mut s).0)
+        .unwrap()
+        .contains("Sec-WebSocket-Protocol"));
+}
+
+#[test]
+fn try_client_refuses_requests_that_are_not_http() {
+    let build = |f: &dyn Fn(&mut ClientRequest)| {
+        let mut req = ClientRequest::new("localhost:8080", "/chat?room=a");
+        req.origin = Some("http://localhost:8080".into());
+        req.subprotocols = vec!["chat".into()];
+        req.headers = vec![("Authorization".into(), "Bearer x y".into())];
+        f(&mut req);
+        Connection::try_client(
+            Config::without_timers(),
+            req,
+            Box::new(SeededRng::new(4)),
+            0,
+        )
+    };
+    let mut ok = build(&|_| {}).expect("a valid request");
+    let bytes = drain_bytes(&mut ok);
+    assert!(bytes.starts_with(b"GET /chat?room=a HTTP/1.1\r\nHost: localhost:8080\r\n"));
+    type Edit<'a> = &'a dyn Fn(&mut ClientRequest);
+    let bad: [(&str, Edit); 8] = [
+        ("empty host", &|r| r.host.clear()),
+        ("host with a space", &|r| r.host = "local host".into()),
+        ("host with NUL", &|r| r.host = "a\0b".into()),
+        ("path with CRLF", &|r| r.path = "/a\r\nX: y".into()),
+        ("origin with a tab", &|r| {
+            r.origin = Some("http://a\tb".into())
+        }),
+        ("empty subprotocol", &|r| r.subprotocols.push(String::new())),
+        ("subprotocol list", &|r| {
+            r.subprotocols = vec!["a, b".into()]
+        }),
+        ("header name not a token", &|r| {
+            r.headers.push(("[ersi".into(), "1".into()))
+        }),
+    ];
+    for (what, f) in bad {
+        assert!(
+            matches!(build(f), Err(Error::InvalidArgument(_))),
+            "{what} was accepted"
+        );
+    }
+}

@@ -215,7 +215,7 @@ unsafe fn new_client(
     let cfg = unsafe { config_arg(cfg)? };
     // SAFETY: forwarded from the caller's contract.
     let req = unsafe { client_request(opts)? };
-    make(Connection::client(cfg, req, rng(), now_ms), out)
+    make(Connection::try_client(cfg, req, rng(), now_ms)?, out)
 }
 
 /// Creates a client connection; the upgrade request is queued at once, so

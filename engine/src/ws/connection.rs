@@ -359,8 +359,24 @@ impl Connection {
         Connection::new(Role::Server, cfg.into(), Phase::ServerReading, None, now)
     }
 
+    /// A client connection for a request built from input the program does
+    /// not control (a URL, headers from a user): `InvalidArgument` when
+    /// [`ClientRequest::validate`] refuses it, else [`Connection::client`].
+    pub fn try_client(
+        cfg: impl Into<Arc<Config>>,
+        request: ClientRequest,
+        rng: Box<dyn Rng + Send>,
+        now: u64,
+    ) -> Result<Connection, Error> {
+        request.validate().map_err(Error::InvalidArgument)?;
+        Ok(Connection::client(cfg, request, rng, now))
+    }
+
     /// A client connection; the upgrade request is queued for transmission
     /// at once. `rng` supplies the handshake key and every masking key.
+    /// The request is not checked (CR and LF never reach the wire, but a
+    /// host with spaces would make a request the server refuses): use
+    /// [`Connection::try_client`] unless its fields are known to be valid.
     pub fn client(
         cfg: impl Into<Arc<Config>>,
         request: ClientRequest,
@@ -725,6 +741,14 @@ impl Connection {
             ));
         };
         handshake::check_fields(&accept.headers).map_err(Error::InvalidArgument)?;
+        // RFC 6455 4.2.2: the server selects one of the client's values.
+        if let Some(p) = accept.subprotocol.as_deref().filter(|p| !p.is_empty()) {
+            if !req.subprotocols.iter().any(|o| o == p) {
+                return Err(Error::InvalidArgument(
+                    "the subprotocol must be one the client offered",
+                ));
+            }
+        }
         let agreed = self
             .cfg
             .deflate

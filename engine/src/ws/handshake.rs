@@ -71,7 +71,8 @@ impl Request {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Accept {
     /// The subprotocol to select. `None` keeps the configuration's choice
-    /// ([`Request::selected_subprotocol`]); `Some("")` selects none.
+    /// ([`Request::selected_subprotocol`]); `Some("")` selects none; any
+    /// other value must be one the client offered.
     pub subprotocol: Option<String>,
     /// Extra response headers (for example Set-Cookie).
     pub headers: Vec<(String, String)>,
@@ -241,7 +242,11 @@ pub fn parse_request(buf: &[u8], config: &Config) -> Result<Parsed<Request>, Han
     ))
 }
 
-/// Server side: the 101 response accepting `req`.
+/// Server side: the 101 response accepting `req`. The caller checks that
+/// `accept.subprotocol` is one the client offered ([`Connection::accept`]
+/// does).
+///
+/// [`Connection::accept`]: super::Connection::accept
 pub fn accept_response(req: &Request, accept: &Accept) -> (Vec<u8>, Option<String>) {
     accept_response_with(req, accept, None)
 }
@@ -279,9 +284,8 @@ pub fn accept_response_with(
 /// tokens and values free of control bytes (HTAB aside), or the response
 /// would not be HTTP.
 pub fn check_fields(headers: &[(String, String)]) -> Result<(), &'static str> {
-    let tchar = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
     for (n, v) in headers {
-        if n.is_empty() || !n.bytes().all(tchar) {
+        if !is_token(n) {
             return Err("a header name must be a non-empty token");
         }
         if v.bytes().any(|c| (c < 0x20 && c != b'\t') || c == 0x7F) {
@@ -289,6 +293,12 @@ pub fn check_fields(headers: &[(String, String)]) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// An RFC 9110 token: one or more tchars.
+fn is_token(s: &str) -> bool {
+    let tchar = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    !s.is_empty() && s.bytes().all(tchar)
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -375,6 +385,34 @@ impl ClientRequest {
     }
 
     /// Builds the request bytes with a fresh key; returns them and the key.
+    /// Checks that the request encodes as valid HTTP: the host, path and
+    /// origin hold no spaces or control bytes, the host is not empty, each
+    /// subprotocol is a non-empty RFC 9110 token, and every extra header
+    /// passes [`check_fields`]. [`Connection::try_client`] calls it;
+    /// [`ClientRequest::encode`] itself only guards against injection.
+    ///
+    /// [`Connection::try_client`]: super::Connection::try_client
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let plain = |s: &str| !s.bytes().any(|c| c <= b' ' || c == 0x7F);
+        if self.host.is_empty() || !plain(&self.host) {
+            return Err("the host must be non-empty, without spaces or control bytes");
+        }
+        if !plain(&self.path) {
+            return Err("the path must not contain spaces or control bytes");
+        }
+        if self.origin.as_deref().is_some_and(|o| !plain(o)) {
+            return Err("the origin must not contain spaces or control bytes");
+        }
+        if !self.subprotocols.iter().all(|p| is_token(p)) {
+            return Err("each subprotocol must be a non-empty token");
+        }
+        check_fields(&self.headers)
+    }
+
+    /// Encodes the request with a fresh key from `rng`; returns the bytes
+    /// and the key. CR and LF in fields never reach the wire, but other
+    /// invalid fields do: call [`ClientRequest::validate`] first for
+    /// requests built from untrusted input.
     pub fn encode(&self, rng: &mut dyn Rng) -> (Vec<u8>, String) {
         let mut raw = [0u8; 16];
         rng.fill(&mut raw);
