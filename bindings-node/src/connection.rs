@@ -257,7 +257,7 @@ impl Connection {
         };
         let now = now_ms(now)?;
         Ok(Connection {
-            inner: ws::Connection::client(cfg, req, rng, now),
+            inner: ws::Connection::try_client(cfg, req, rng, now).map_err(error::engine)?,
             chunks: Vec::new(),
             offered: None,
             pins: Pins::default(),
