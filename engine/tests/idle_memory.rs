@@ -150,6 +150,33 @@ fn busy_connection_allocates_nothing_per_message() {
     assert!(live() < live0, "quiet connection still holds its buffers");
 }
 
+/// The fan-out shape: a server connection that only sends (its client
+/// reads and says nothing), drained after every few messages. Sends count
+/// towards the busy streak like inputs do, so it keeps its buffers too.
+#[test]
+fn busy_sending_connection_allocates_nothing_per_message() {
+    let cfg = Arc::new(Config::default());
+    let mut c = open_server(&cfg);
+    let small = Bytes::from_static(br#"["chat/msg",{"text":"hello"}]"#);
+    let big = Bytes::from(vec![b'x'; 1024]);
+    let round = |c: &mut Connection| {
+        for _ in 0..4 {
+            c.send_binary(small.clone()).expect("send");
+            c.send_binary(big.clone()).expect("send");
+        }
+        while c.poll_transmit().is_some() {}
+    };
+    for _ in 0..20 {
+        round(&mut c);
+    }
+    let (calls0, live0) = (calls(), live());
+    for _ in 0..200 {
+        round(&mut c);
+    }
+    assert_eq!(calls() - calls0, 0, "allocations in 200 busy send rounds");
+    assert_eq!(live() - live0, 0);
+}
+
 /// Hands every `Send` of `from` to `to`; returns the events of `from`.
 fn pump(now: u64, from: &mut Session, to: &mut Session) -> Vec<SessionEvent> {
     let mut ev = Vec::new();
