@@ -130,6 +130,36 @@ else
     fail_step "building the example host"
 fi
 
+# ----- the hub chat example ------------------------------------------------------
+step "hub chat host (ffi/examples/hub_chat.c) against a Python session client"
+OUT="${CARGO_TARGET_DIR:-$ROOT/target}/ffi"
+if [[ -x "$OUT/hub_chat" ]]; then
+    HUB_LOG="$(mktemp)"
+    valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
+        "$OUT/hub_chat" 0 >"$HUB_LOG" 2>&1 &
+    HUB_PID=$!
+    PORT=""
+    for _ in $(seq 1 100); do
+        PORT="$(sed -n 's|^listening on ws://127.0.0.1:\([0-9]*\).*|\1|p' "$HUB_LOG")"
+        [[ -n "$PORT" ]] && break
+        sleep 0.1
+    done
+    if [[ -z "$PORT" ]]; then
+        fail_step "hub chat host did not start"; cat "$HUB_LOG"
+    else
+        timeout 120 "$VENV/bin/python" ffi/tests/hub_chat_client.py "ws://127.0.0.1:$PORT" \
+            || fail_step "hub chat host: ffi/tests/hub_chat_client.py"
+    fi
+    kill -TERM "$HUB_PID" 2>/dev/null
+    wait "$HUB_PID"
+    rc=$?
+    grep -v '^listening on' "$HUB_LOG" || true
+    ((rc == 0)) || fail_step "hub chat host exit status $rc (99: valgrind found errors)"
+    rm -f "$HUB_LOG"
+else
+    fail_step "the hub chat host was not built"
+fi
+
 # ----- benchmark --------------------------------------------------------------
 if [[ -z "${FFI_SKIP_BENCH:-}" ]]; then
     step "benchmark against wslay (quick mode; informational, never fails on the ratio)"
