@@ -68,6 +68,9 @@ pub struct DeflateConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FreeState {
     /// Keep both states: fastest, and the most memory per connection.
+    /// With context takeover a kept decompressor also keeps the last
+    /// window of bytes received (up to 2^window_bits, 32 KiB at most),
+    /// with which it starts the new stream after a peer's final block.
     Never,
     /// Free every state whose re-creation costs little: any state without
     /// context takeover (re-creating costs what resetting does, zlib
@@ -335,45 +338,77 @@ pub fn halves(p: &DeflateParams, server: bool, cfg: &DeflateConfig) -> (Inflater
 /// (the empty stored block of a sync flush).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
-/// Keeps the last `window` bytes seen in one direction, so that a freed
-/// zlib state can be re-created primed with them (context takeover
-/// without keeping zlib's own buffers).
+/// Keeps the last `window` bytes seen in one direction, so that a zlib
+/// state can be created again primed with them (context takeover without
+/// keeping zlib's own buffers, or across a final block).
+///
+/// Up to `window` bytes in order; once full, a ring whose oldest byte is
+/// at `head`, so every byte is copied once whatever the sizes of the
+/// pieces, and the capacity never exceeds the window.
 #[derive(Debug, Default)]
 struct History {
     bytes: Vec<u8>,
+    head: usize,
 }
 
 impl History {
-    fn push(&mut self, data: &[u8], window: usize) {
+    fn push(&mut self, mut data: &[u8], window: usize) {
         if data.len() >= window {
             self.bytes.clear();
+            self.head = 0;
+            self.grow(window, window);
             self.bytes.extend_from_slice(&data[data.len() - window..]);
             return;
         }
-        // Let it grow to two windows before moving the tail down, so that
-        // many small pieces cost amortized O(1) each.
-        if self.bytes.len() + data.len() > 2 * window {
-            let keep = window - data.len();
-            let cut = self.bytes.len() - keep;
-            self.bytes.drain(..cut);
+        if self.bytes.len() < window {
+            let n = data.len().min(window - self.bytes.len());
+            self.grow(self.bytes.len() + n, window);
+            self.bytes.extend_from_slice(&data[..n]);
+            data = &data[n..];
         }
-        self.bytes.extend_from_slice(data);
+        while !data.is_empty() {
+            let n = data.len().min(window - self.head);
+            self.bytes[self.head..self.head + n].copy_from_slice(&data[..n]);
+            self.head = (self.head + n) % window;
+            data = &data[n..];
+        }
     }
 
-    /// The last `window` bytes, with the allocation trimmed to them.
-    fn settle(&mut self, window: usize) -> &[u8] {
-        if self.bytes.len() > window {
-            let cut = self.bytes.len() - window;
-            self.bytes.drain(..cut);
+    /// Room for `need` bytes: doubling, but never past the window.
+    fn grow(&mut self, need: usize, window: usize) {
+        let cap = self.bytes.capacity();
+        if need > cap {
+            let want = need.max(cap * 2).max(64).min(window);
+            self.bytes.reserve_exact(want - self.bytes.len());
         }
-        if self.bytes.capacity() > self.bytes.len() + self.bytes.len() / 4 + 64 {
-            self.bytes.shrink_to_fit();
+    }
+
+    /// The bytes kept, oldest first, in two pieces (the ring's halves).
+    fn halves(&self) -> (&[u8], &[u8]) {
+        (&self.bytes[self.head..], &self.bytes[..self.head])
+    }
+
+    /// The bytes kept, oldest first, in one piece.
+    fn linear(&mut self) -> &[u8] {
+        if self.head != 0 {
+            self.bytes.rotate_left(self.head);
+            self.head = 0;
         }
         &self.bytes
     }
 
+    /// Trims the allocation to the bytes kept (a freed state keeps only
+    /// these between messages).
+    fn settle(&mut self) {
+        if self.bytes.capacity() > self.bytes.len() + self.bytes.len() / 4 + 64 {
+            self.linear();
+            self.bytes.shrink_to_fit();
+        }
+    }
+
     fn clear(&mut self) {
         self.bytes = Vec::new();
+        self.head = 0;
     }
 }
 
@@ -383,6 +418,17 @@ fn window_bits(bits: u8) -> u8 {
 
 /// The receiving half: inflates messages, bounded and UTF-8-checked as the
 /// bytes come out.
+///
+/// Every message must end on a DEFLATE block boundary once the stripped
+/// `00 00 FF FF` is put back (RFC 7692 7.2.1: the sender ends it with a
+/// sync flush's empty stored block). One that ends inside a block fails
+/// with [`Error::Compression`] (1007): its half-read block would otherwise
+/// run into the next message with a kept zlib state and be dropped with a
+/// freed one, so the memory setting would change what the application
+/// gets. A message may also end its DEFLATE stream with a final block
+/// (BFINAL, RFC 7692 7.2.3.3, e.g. `f3 48 cd c9 c9 07 00 00`): what follows
+/// starts a new stream that, with context takeover, still refers back into
+/// the same window. Both behave alike whatever [`FreeState`] says.
 pub struct Inflater {
     window_bits: u8,
     /// The peer starts every message afresh (its no_context_takeover).
@@ -390,7 +436,8 @@ pub struct Inflater {
     /// Drop the zlib state after every message.
     free: bool,
     state: Option<Inflate>,
-    /// With `free` and context takeover: what the peer may still refer to.
+    /// With context takeover: the last window of output, to prime the
+    /// state created after a freed one or after a final block.
     history: History,
 }
 
@@ -407,6 +454,71 @@ impl std::fmt::Debug for Inflater {
 /// Output is produced in pieces of at most this many bytes, so the limit
 /// check and UTF-8 check run long before a bomb could fill memory.
 const INFLATE_STEP: usize = 64 * 1024;
+
+/// The tail the sender stripped, then two empty non-final stored blocks
+/// (BFINAL 0, BTYPE 00, LEN 0, NLEN 0xFFFF). Inflating one of those at a
+/// block boundary changes nothing: no output, and the stream is at a
+/// boundary again.
+const TAIL_THEN_EMPTY: [u8; 14] = [
+    0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0xFF, 0xFF,
+];
+const EMPTY_STORED: [u8; 10] = [0x00, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0xFF, 0xFF];
+
+/// One call into zlib: (status, bytes read, bytes written).
+fn step(
+    d: &mut Inflate,
+    input: &[u8],
+    sink: &mut [u8],
+    flush: InflateFlush,
+) -> Result<(Status, usize, usize), Error> {
+    let (in0, out0) = (d.total_in(), d.total_out());
+    let status = d.decompress(input, sink, flush);
+    let consumed = (d.total_in() - in0) as usize;
+    let produced = (d.total_out() - out0) as usize;
+    Ok((status.map_err(|_| Error::Compression)?, consumed, produced))
+}
+
+/// Where a state that just stopped at a block boundary
+/// (`InflateFlush::Block`) is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Boundary {
+    /// A clean boundary: no bit of a next block read.
+    Clean,
+    /// The end of a final block: the stream is over.
+    StreamEnd,
+    /// Bits of a next block were already read.
+    Inside,
+}
+
+/// Asks a state just stopped at a block boundary where it is: an empty
+/// stored block reads as such and leaves a clean boundary as it was; the
+/// end of a final block ends the stream before reading any of it; and
+/// bits left over in the last byte (ones: every probe ends in `FF`) make
+/// the header of a final or an invalid block instead.
+fn boundary(d: &mut Inflate) -> Boundary {
+    let mut sink = [0u8; 8];
+    match step(d, &EMPTY_STORED[..5], &mut sink, InflateFlush::NoFlush) {
+        Ok((Status::Ok, 5, 0)) => Boundary::Clean,
+        Ok((Status::StreamEnd, 0, 0)) => Boundary::StreamEnd,
+        _ => Boundary::Inside,
+    }
+}
+
+/// Is `d`, wherever it is, at a clean block boundary? zlib-rs's safe API
+/// does not expose zlib's `data_type`, so this asks by inflating empty
+/// stored blocks, which leave a state at a clean boundary as it was. With
+/// `InflateFlush::Block`, which returns at the first boundary reached, a
+/// state at a boundary reads exactly the first block (5 bytes, no output).
+/// Inside a block the bytes are read as its data instead: output, an
+/// error, an earlier boundary, or more bytes read; the one exception, a
+/// dynamic block's header that the probe happens to complete together
+/// with an empty block, cannot be under way here (see `Inflater::end`).
+fn at_block_boundary(d: &mut Inflate) -> bool {
+    let mut sink = [0u8; 8];
+    // A final block ending in the probe is not the message's: only Clean.
+    step(d, &EMPTY_STORED, &mut sink, InflateFlush::Block) == Ok((Status::Ok, 5, 0))
+        && boundary(d) == Boundary::Clean
+}
 
 impl Inflater {
     /// An inflater for a peer compressing with `window_bits`; when
@@ -430,7 +542,7 @@ impl Inflater {
     }
 
     /// Bytes this inflater holds on the heap between messages (zlib's
-    /// state when kept, else the history kept for context takeover), an
+    /// state when kept, the history kept for context takeover), an
     /// estimate for memory reports and tests.
     pub fn retained_bytes(&self) -> usize {
         self.state.as_ref().map_or(0, |_| INFLATE_STATE_BYTES) + self.history.bytes.capacity()
@@ -440,13 +552,17 @@ impl Inflater {
         1 << self.window_bits
     }
 
+    /// A new zlib state, primed with the history (empty without context
+    /// takeover).
     fn fresh_state(&self) -> Result<Inflate, Error> {
         let mut d = Inflate::new(false, self.window_bits);
-        let dict = &self.history.bytes;
-        if !dict.is_empty() {
-            let start = dict.len().saturating_sub(self.window());
-            d.set_dictionary(&dict[start..])
-                .map_err(|_| Error::Compression)?;
+        // A preset dictionary is taken as output already seen, so the
+        // ring's two halves go in one after the other.
+        let (older, newer) = self.history.halves();
+        for piece in [older, newer] {
+            if !piece.is_empty() {
+                d.set_dictionary(piece).map_err(|_| Error::Compression)?;
+            }
         }
         Ok(d)
     }
@@ -463,8 +579,6 @@ impl Inflater {
         if self.state.is_none() {
             self.state = Some(self.fresh_state()?);
         }
-        let track = self.free && !self.no_context;
-        let window = self.window();
         let mut pos = 0;
         loop {
             let Some(d) = self.state.as_mut() else {
@@ -488,22 +602,12 @@ impl Inflater {
             out.truncate(start + produced);
             pos += consumed;
             let status = status.map_err(|_| Error::Compression)?;
-            if produced > 0 {
-                if let Some(v) = utf8.as_deref_mut() {
-                    v.feed(&out[start..]).map_err(|_| Error::InvalidUtf8)?;
-                }
-                if track {
-                    self.history.push(&out[start..], window);
-                }
-            }
-            if out.len() > limit {
-                return Err(Error::MessageTooLarge { limit });
-            }
+            self.took(out, start, limit, utf8.as_deref_mut())?;
             if status == Status::StreamEnd {
-                // A final block: the sender starts afresh after it, with
-                // an empty window.
-                self.history.clear();
-                self.state = Some(Inflate::new(false, self.window_bits));
+                // A final block (RFC 7692 7.2.3.3): what follows is a new
+                // stream, and with context takeover it may still refer
+                // back into the window.
+                self.state = Some(self.fresh_state()?);
             }
             if pos == input.len() && produced < chunk {
                 return Ok(());
@@ -519,27 +623,107 @@ impl Inflater {
         }
     }
 
-    /// Ends a message: feeds the flush marker the sender stripped, then
-    /// frees or resets the zlib state as configured.
+    /// Accounts for the output from `start` on: the limit, UTF-8, and the
+    /// history kept for context takeover.
+    fn took(
+        &mut self,
+        out: &BytesMut,
+        start: usize,
+        limit: usize,
+        utf8: Option<&mut Utf8Validator>,
+    ) -> Result<(), Error> {
+        if out.len() > start {
+            if let Some(v) = utf8 {
+                v.feed(&out[start..]).map_err(|_| Error::InvalidUtf8)?;
+            }
+            if !self.no_context {
+                let window = self.window();
+                self.history.push(&out[start..], window);
+            }
+        }
+        if out.len() > limit {
+            return Err(Error::MessageTooLarge { limit });
+        }
+        Ok(())
+    }
+
+    /// Ends a message: feeds the flush marker the sender stripped, checks
+    /// that the message ended on a block boundary, then frees or resets
+    /// the zlib state as configured.
     pub fn finish_message(
         &mut self,
         out: &mut BytesMut,
         limit: usize,
         utf8: Option<&mut Utf8Validator>,
     ) -> Result<(), Error> {
-        self.inflate(&TAIL, out, limit, utf8)?;
+        let ended = self.end(out, limit, utf8);
+        if ended.is_err() {
+            // The connection fails; keep nothing of a broken stream.
+            self.state = None;
+            self.history.clear();
+            return ended;
+        }
         if self.free {
             self.state = None;
-            if !self.no_context {
-                let window = self.window();
-                self.history.settle(window);
-            }
+            self.history.settle();
         } else if self.no_context {
             // zlib-rs's reset would also restore the default 2^15 window,
             // so a new state keeps the negotiated one instead.
             self.state = Some(Inflate::new(false, self.window_bits));
         }
         Ok(())
+    }
+
+    fn end(
+        &mut self,
+        out: &mut BytesMut,
+        limit: usize,
+        mut utf8: Option<&mut Utf8Validator>,
+    ) -> Result<(), Error> {
+        if self.state.is_none() {
+            self.state = Some(self.fresh_state()?);
+        }
+        let Some(d) = self.state.as_mut() else {
+            return Err(Error::Compression);
+        };
+        // The tail and the probe in one call that stops at the first block
+        // boundary: a well-formed message reaches it exactly at the end of
+        // the tail, which then is the sync flush's empty stored block.
+        let mut sink = [0u8; 32];
+        let (status, consumed, produced) =
+            step(d, &TAIL_THEN_EMPTY, &mut sink, InflateFlush::Block)?;
+        if consumed > TAIL.len() {
+            // Past the end of the message and still inside a block.
+            return Err(Error::Compression);
+        }
+        if (status, consumed, produced) == (Status::Ok, TAIL.len(), 0) {
+            return match boundary(d) {
+                Boundary::Clean => Ok(()),
+                // The message ended with a final block (RFC 7692 7.2.3.3):
+                // the next one starts a new stream, on the same window.
+                Boundary::StreamEnd => {
+                    self.state = Some(self.fresh_state()?);
+                    Ok(())
+                }
+                Boundary::Inside => Err(Error::Compression),
+            };
+        }
+        // Rare: output, a boundary or the end of a stream inside the tail.
+        // The rest of the tail then starts no dynamic block header that
+        // the probe could complete: a header read from its bits is one of
+        // an invalid block, or of a dynamic block claiming 288 literal and
+        // length codes (HLIT from the FF bits), which zlib refuses.
+        let start = out.len();
+        out.extend_from_slice(&sink[..produced]);
+        self.took(out, start, limit, utf8.as_deref_mut())?;
+        if status == Status::StreamEnd {
+            self.state = Some(self.fresh_state()?);
+        }
+        self.inflate(&TAIL[consumed..], out, limit, utf8)?;
+        match self.state.as_mut().map(at_block_boundary) {
+            Some(true) => Ok(()),
+            _ => Err(Error::Compression),
+        }
     }
 }
 
@@ -667,7 +851,8 @@ impl Deflater {
         if !self.no_context && self.free {
             let window = self.window();
             self.history.push(payload, window);
-            self.history.settle(window);
+            self.history.linear();
+            self.history.settle();
         }
         if !self.free {
             if self.no_context {
@@ -908,5 +1093,228 @@ mod tests {
             i.inflate(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF], &mut out, 1 << 20, None),
             Err(Error::Compression)
         );
+    }
+
+    /// An inflater for each `FreeState`, receiving (as a server) from a
+    /// peer with or without context takeover.
+    fn every_free_state(no_context: bool) -> Vec<(FreeState, Inflater)> {
+        let p = DeflateParams {
+            server_no_context_takeover: no_context,
+            client_no_context_takeover: no_context,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        [FreeState::Never, FreeState::Cheap, FreeState::Always]
+            .into_iter()
+            .map(|free_state| {
+                let cfg = DeflateConfig {
+                    free_state,
+                    ..DeflateConfig::default()
+                };
+                (free_state, halves(&p, true, &cfg).0)
+            })
+            .collect()
+    }
+
+    /// Receives whole messages in order, each fed in pieces of `piece`
+    /// bytes, up to the first error (the connection fails there).
+    fn receive(i: &mut Inflater, msgs: &[Vec<u8>], piece: usize) -> Vec<Result<Vec<u8>, Error>> {
+        let mut got = Vec::new();
+        for m in msgs {
+            let mut out = BytesMut::new();
+            let r = m
+                .chunks(piece)
+                .try_for_each(|c| i.inflate(c, &mut out, 1 << 20, None))
+                .and_then(|()| i.finish_message(&mut out, 1 << 20, None));
+            let failed = r.is_err();
+            got.push(r.map(|()| out.to_vec()));
+            if failed {
+                break;
+            }
+        }
+        got
+    }
+
+    /// Checks that every `FreeState`, with messages whole or a byte at a
+    /// time, receives exactly `want`.
+    fn expect(no_context: bool, msgs: &[Vec<u8>], want: &[Result<&[u8], Error>]) {
+        let want: Vec<Result<Vec<u8>, Error>> =
+            want.iter().map(|w| w.clone().map(<[u8]>::to_vec)).collect();
+        for piece in [1, 1 << 20] {
+            for (free_state, mut i) in every_free_state(no_context) {
+                assert_eq!(
+                    receive(&mut i, msgs, piece),
+                    want,
+                    "{free_state:?}, no_context {no_context}, pieces of {piece}"
+                );
+            }
+        }
+    }
+
+    /// RFC 7692 7.2.3.1: "Hello" with the sync flush's tail stripped.
+    const HELLO: &[u8] = &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    /// 7.2.3.2: "Hello" again: a literal "H", then 4 bytes copied from 5
+    /// back (context).
+    const HELLO_AGAIN: &[u8] = &[0xf2, 0x00, 0x11, 0x00, 0x00];
+    /// 7.2.3.3: "Hello" in a final block, then the empty stored block's
+    /// first byte.
+    const HELLO_FINAL: &[u8] = &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+
+    /// A sender without the empty-block flush (RFC 7692 7.2.3.3): every
+    /// message is a whole DEFLATE stream (final block), primed with the
+    /// last window of what it sent before unless `no_context`, followed
+    /// by the byte that remains of the empty stored block 7.2.1 appends.
+    fn final_block_sender(msgs: &[&[u8]], no_context: bool) -> Vec<Vec<u8>> {
+        let mut sent: Vec<u8> = Vec::new();
+        msgs.iter()
+            .map(|m| {
+                let mut c = Deflate::new(6, false, 15);
+                if !no_context && !sent.is_empty() {
+                    let start = sent.len().saturating_sub(1 << 15);
+                    c.set_dictionary(&sent[start..]).unwrap();
+                }
+                let mut out = vec![0u8; m.len() * 2 + 64];
+                let status = c.compress(m, &mut out, DeflateFlush::Finish).unwrap();
+                assert_eq!(status, Status::StreamEnd);
+                out.truncate(c.total_out() as usize);
+                out.push(0x00);
+                sent.extend_from_slice(m);
+                out
+            })
+            .collect()
+    }
+
+    fn chat(n: usize) -> Vec<u8> {
+        format!("{{\"n\":{n},\"text\":\"{}\"}}", "hello there ".repeat(40)).into_bytes()
+    }
+
+    #[test]
+    fn sync_flushed_messages_decode_in_every_free_state() {
+        for no_context in [false, true] {
+            let mut d = Deflater::new(15, 6, no_context);
+            let plain: Vec<Vec<u8>> = (0..6).map(chat).chain([Vec::new()]).collect();
+            let wire: Vec<Vec<u8>> = plain.iter().map(|m| d.compress(m).to_vec()).collect();
+            if !no_context {
+                // The later messages refer back into the earlier ones.
+                assert!(wire[1].len() < wire[0].len() / 2, "{}", wire[1].len());
+            }
+            let want: Vec<Result<&[u8], Error>> = plain.iter().map(|m| Ok(&m[..])).collect();
+            expect(no_context, &wire, &want);
+        }
+        // The RFC's own example, with context takeover.
+        expect(
+            false,
+            &[HELLO.to_vec(), HELLO_AGAIN.to_vec()],
+            &[Ok(b"Hello"), Ok(b"Hello")],
+        );
+    }
+
+    #[test]
+    fn a_message_ending_inside_a_block_fails_in_every_free_state() {
+        let mut d = Deflater::new(15, 6, false);
+        let big = d.compress(&chat(7)).to_vec();
+        for no_context in [false, true] {
+            for cut in [
+                // No data at all: the tail is read as a stored block's
+                // header announcing 0xFF00 bytes (fuzz regression deflate-3).
+                Vec::new(),
+                // Inside the fixed block of "Hello".
+                HELLO[..3].to_vec(),
+                // A whole message but for its last byte (the empty stored
+                // block's header).
+                big[..big.len() - 1].to_vec(),
+                // Inside a stored block.
+                vec![0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65],
+                // A final block with nothing after it: the tail then
+                // starts a new stream, inside a stored block's header.
+                HELLO_FINAL[..7].to_vec(),
+            ] {
+                let msgs = [HELLO.to_vec(), cut, HELLO.to_vec()];
+                expect(no_context, &msgs, &[Ok(b"Hello"), Err(Error::Compression)]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_ending_with_a_final_block_keeps_the_window() {
+        // RFC 7692 7.2.3.3's "Hello", then 7.2.3.2's reference back into it.
+        expect(
+            false,
+            &[HELLO_FINAL.to_vec(), HELLO_AGAIN.to_vec(), HELLO.to_vec()],
+            &[Ok(b"Hello"), Ok(b"Hello"), Ok(b"Hello")],
+        );
+        // "Hello" stored, then an empty final stored block whose LEN and
+        // NLEN are the stripped tail; the next message refers back.
+        let stored_final = vec![
+            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x01,
+        ];
+        expect(
+            false,
+            &[stored_final, HELLO_AGAIN.to_vec()],
+            &[Ok(b"Hello"), Ok(b"Hello")],
+        );
+        // Without context takeover a final block is just as fine.
+        expect(
+            true,
+            &[HELLO_FINAL.to_vec(), HELLO.to_vec(), HELLO_FINAL.to_vec()],
+            &[Ok(b"Hello"), Ok(b"Hello"), Ok(b"Hello")],
+        );
+        // A zlib sender finishing every message, with many messages and
+        // references back across them (and past one window).
+        let plain: Vec<Vec<u8>> = (0..40).map(|n| chat(n % 5).repeat(1 + n % 7)).collect();
+        let refs: Vec<&[u8]> = plain.iter().map(|m| &m[..]).collect();
+        for no_context in [false, true] {
+            let wire = final_block_sender(&refs, no_context);
+            if !no_context {
+                assert!(wire[5].len() < 100, "{}", wire[5].len());
+            }
+            let want: Vec<Result<&[u8], Error>> = refs.iter().map(|m| Ok(*m)).collect();
+            expect(no_context, &wire, &want);
+        }
+        // Final and sync-flushed messages mixed, with context.
+        let mut d = Deflater::new(15, 6, false);
+        let first = d.compress(&chat(1)).to_vec();
+        let mut c = Deflate::new(6, false, 15);
+        c.set_dictionary(&chat(1)).unwrap();
+        let mut second = vec![0u8; 4096];
+        c.compress(&chat(2), &mut second, DeflateFlush::Finish)
+            .unwrap();
+        second.truncate(c.total_out() as usize);
+        second.push(0x00);
+        assert!(second.len() < 40, "{}", second.len());
+        let (one, two) = (chat(1), chat(2));
+        let third = [b"H", &two[two.len() - 4..]].concat();
+        expect(
+            false,
+            &[first, second, HELLO_AGAIN.to_vec()],
+            &[Ok(&one), Ok(&two), Ok(&third)],
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_last_window_in_order() {
+        let window = 1000;
+        let mut h = History::default();
+        let mut all: Vec<u8> = Vec::new();
+        let mut n = 0u8;
+        for size in [
+            0, 1, 7, 400, 999, 3, 1000, 1500, 250, 250, 250, 250, 251, 2, 998,
+        ] {
+            let piece: Vec<u8> = (0..size)
+                .map(|_| {
+                    n = n.wrapping_add(1);
+                    n
+                })
+                .collect();
+            h.push(&piece, window);
+            all.extend_from_slice(&piece);
+            assert!(h.bytes.capacity() <= window);
+            if size % 2 == 1 {
+                let tail = &all[all.len().saturating_sub(window)..];
+                assert_eq!(h.linear(), tail, "after {size}");
+            }
+        }
+        h.settle();
+        assert_eq!(h.bytes, all[all.len() - window..]);
     }
 }
