@@ -25,6 +25,10 @@ pub struct Writer {
     out: BytesMut,
     queue: VecDeque<Bytes>,
     queued: usize,
+    /// The capacity `out`'s allocation had when it was made (or last
+    /// reclaimed whole). Once drained, `out` only reports what follows the
+    /// last chunk taken from it; this is what it can get back.
+    whole: usize,
 }
 
 impl Writer {
@@ -43,23 +47,32 @@ impl Writer {
     /// `writev`) each.
     #[inline]
     fn reserve(&mut self, n: usize, retain: usize) {
-        if self.out.capacity() - self.out.len() >= n {
+        if self.out.is_empty() {
+            // A kept buffer starts over from the front of its allocation:
+            // asking for all of it reclaims it whole when the host dropped
+            // the chunks taken from it (nothing to copy, the buffer is
+            // empty), and allocates afresh otherwise.
+            let kept = if retain > 0 { self.whole } else { 0 };
+            let want = n.max(retain).max(kept);
+            if self.out.capacity() < want {
+                self.out.reserve(want);
+                self.whole = self.out.capacity();
+            }
             return;
         }
-        if self.out.is_empty() {
-            // Reclaims the old allocation when the host dropped the chunks
-            // taken from it; allocates otherwise.
-            self.out.reserve(n.max(retain));
+        if self.out.capacity() - self.out.len() >= n {
             return;
         }
         if self.out.len() + n <= BURST_CHUNK {
             // Small frames keep coalescing into one write; growing a buffer
             // this small copies little.
             self.out.reserve(n);
+            self.whole = self.out.capacity();
             return;
         }
         let size = n.max(retain).max(BURST_CHUNK);
         let full = std::mem::replace(&mut self.out, BytesMut::with_capacity(size));
+        self.whole = size;
         self.queue.push_back(full.freeze());
     }
 
@@ -145,6 +158,11 @@ impl Writer {
     }
 
     /// Takes the next chunk to write, in order.
+    ///
+    /// Once everything is taken the buffer is freed, unless `retain` is
+    /// non-zero (a busy connection) and its allocation is at most
+    /// `retain` or [`BURST_CHUNK`] bytes: a busy connection keeps the
+    /// buffer its bursts fill, so steady traffic allocates nothing.
     pub fn pop(&mut self, retain: usize) -> Option<Bytes> {
         let chunk = match self.queue.pop_front() {
             Some(c) => c,
@@ -152,8 +170,9 @@ impl Writer {
             None => return None,
         };
         self.queued -= chunk.len();
-        if self.queued == 0 && self.out.capacity() > retain {
+        if self.queued == 0 && (retain == 0 || self.whole > retain.max(BURST_CHUNK)) {
             self.out = BytesMut::new();
+            self.whole = 0;
         }
         Some(chunk)
     }
