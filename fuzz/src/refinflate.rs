@@ -6,11 +6,17 @@
 use miniz_oxide::inflate::stream::{inflate, InflateState};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
+/// The window the reference keeps (miniz_oxide's, whatever the bits).
+const WINDOW: usize = 32 * 1024;
+
 /// A streaming raw inflater that, like RFC 7692 receivers, starts a new
-/// stream after a block with BFINAL set.
+/// stream after a block with BFINAL set, on the same window: the new
+/// stream may refer back into what came before it (context takeover).
 pub struct RefInflater {
     state: Box<InflateState>,
-    primed: bool,
+    /// The last `WINDOW` bytes of output (at most twice that, trimmed
+    /// lazily), to prime the stream that follows a final block.
+    window: Vec<u8>,
 }
 
 impl Default for RefInflater {
@@ -35,30 +41,50 @@ impl RefInflater {
     pub fn new() -> Self {
         RefInflater {
             state: InflateState::new_boxed(DataFormat::Raw),
-            primed: false,
+            window: Vec::new(),
         }
     }
 
-    /// An inflater whose window starts full of 0xAA (and starts so again
-    /// after every final block). miniz_oxide, unlike zlib, lets a distance
-    /// reach back past the start of the stream (reading zeros): decoding
-    /// a stream both ways and getting different bytes shows it does.
+    /// An inflater whose window starts full of 0xAA. miniz_oxide, unlike
+    /// zlib, lets a distance reach back past the start of the window
+    /// (reading zeros): decoding a stream both ways and getting different
+    /// bytes shows it does.
     pub fn primed() -> Self {
         let mut r = RefInflater {
             state: InflateState::new_boxed(DataFormat::Raw),
-            primed: true,
+            window: vec![0xAA; WINDOW],
         };
         r.prime();
         r
     }
 
+    /// Feeds the window to the fresh state as one stored block, whose
+    /// output is dropped: the next stream refers back into it.
     fn prime(&mut self) {
-        // One stored block of 32 KiB: BFINAL 0, LEN 0x8000, NLEN 0x7FFF.
-        let mut block = vec![0x00, 0x00, 0x80, 0xFF, 0x7F];
-        block.resize(5 + 32768, 0xAA);
-        let mut sink = vec![0u8; 32768];
+        let start = self.window.len().saturating_sub(WINDOW);
+        self.window.drain(..start);
+        if self.window.is_empty() {
+            return;
+        }
+        let n = self.window.len() as u16;
+        let mut block = vec![0x00];
+        block.extend_from_slice(&n.to_le_bytes());
+        block.extend_from_slice(&(!n).to_le_bytes());
+        block.extend_from_slice(&self.window);
+        let mut sink = vec![0u8; self.window.len()];
         let r = inflate(&mut self.state, &block, &mut sink, MZFlush::None);
-        debug_assert_eq!((r.bytes_consumed, r.bytes_written), (block.len(), 32768));
+        debug_assert_eq!(
+            (r.bytes_consumed, r.bytes_written),
+            (block.len(), self.window.len())
+        );
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        self.window.extend_from_slice(bytes);
+        if self.window.len() > 2 * WINDOW {
+            let cut = self.window.len() - WINDOW;
+            self.window.drain(..cut);
+        }
     }
 
     /// Inflates `input` onto `out`, stopping once `out` holds `cap` bytes.
@@ -73,6 +99,7 @@ impl RefInflater {
             let r = inflate(&mut self.state, &input[pos..], &mut buf, MZFlush::None);
             pos += r.bytes_consumed;
             out.extend_from_slice(&buf[..r.bytes_written]);
+            self.keep(&buf[..r.bytes_written]);
             match r.status {
                 Ok(MZStatus::StreamEnd) => {
                     if r.bytes_written == buf.len() {
@@ -80,9 +107,7 @@ impl RefInflater {
                         continue;
                     }
                     self.state.reset(DataFormat::Raw);
-                    if self.primed {
-                        self.prime();
-                    }
+                    self.prime();
                     if pos == input.len() {
                         return RefEnd::Done;
                     }
@@ -160,6 +185,21 @@ mod tests {
         assert_eq!(r.feed(&hello, &mut out, 100), RefEnd::Done);
         assert_eq!(r.finish_message(&mut out, 100), RefEnd::Done);
         assert_eq!(out, b"HelloHello");
+        // The new stream keeps the window: a reference back into it.
+        let mut r = RefInflater::new();
+        let mut out = Vec::new();
+        assert_eq!(r.feed(&fin, &mut out, 100), RefEnd::Done);
+        assert_eq!(r.finish_message(&mut out, 100), RefEnd::Done);
+        assert!(r.at_block_boundary());
+        assert_eq!(r.feed(&again, &mut out, 100), RefEnd::Done);
+        assert_eq!(r.finish_message(&mut out, 100), RefEnd::Done);
+        assert_eq!(out, b"HelloHello");
+        // A final block with nothing after it: the tail starts a stored
+        // block's header in the new stream.
+        let mut r = RefInflater::new();
+        assert_eq!(r.feed(&fin[..7], &mut Vec::new(), 100), RefEnd::Done);
+        assert_eq!(r.finish_message(&mut Vec::new(), 100), RefEnd::Done);
+        assert!(!r.at_block_boundary());
         // A distance past the start: zeros fresh, 0xAA primed.
         let far = [0x03, 0xc1, 0xc1, 0xc1, 0x00];
         let (mut a, mut b) = (Vec::new(), Vec::new());

@@ -13,7 +13,15 @@
 //! than the limit plus one byte of output, nor more heap than the limit
 //! and its window allow; `MessageTooLarge` only when the data really
 //! expands past the limit; `InvalidUtf8` only for text that really is not
-//! UTF-8, and fast: within one inflate step of the first bad byte.
+//! UTF-8, and fast: within one inflate step of the first bad byte; a
+//! message that the reference leaves inside a block (no sync flush's empty
+//! stored block at its end, RFC 7692 7.2.1) fails with `Compression`, and
+//! only such a message or data the reference finds corrupt.
+//!
+//! Both ways, an inflater that keeps its zlib state between messages
+//! (`FreeState::Never`) and one that frees it (the default) give the same
+//! bytes and the same errors: a memory setting never changes what the
+//! application gets.
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::BytesMut;
@@ -131,7 +139,7 @@ fn round_trip(
     msgs: &[Msg],
 ) -> Result<(), Stop> {
     let mut d = Deflater::new(bits, level, reset);
-    let mut i = Inflater::new(bits, reset);
+    let mut engines = inflaters(bits, reset);
     let mut reference = RefInflater::new();
     for m in msgs.iter().take(16) {
         let (text, payload) = m.bytes();
@@ -154,59 +162,112 @@ fn round_trip(
             back.len()
         );
 
-        // And so does the engine, within the limit.
-        let mut meter = Meter::default();
-        let mut out = meter.run(BytesMut::new);
-        let mut v = Utf8Validator::new();
-        let mut r = Ok(());
-        for piece in chunks(&wire, sizes) {
-            r = meter.run(|| i.inflate(piece, &mut out, limit, text.then_some(&mut v)));
-            if r.is_err() {
-                break;
+        // And so does the engine, within the limit, kept or freed.
+        for (free, i) in engines.iter_mut() {
+            let mut meter = Meter::default();
+            let mut out = meter.run(BytesMut::new);
+            let mut v = Utf8Validator::new();
+            let mut r = Ok(());
+            for piece in chunks(&wire, sizes) {
+                r = meter.run(|| i.inflate(piece, &mut out, limit, text.then_some(&mut v)));
+                if r.is_err() {
+                    break;
+                }
+            }
+            if r.is_ok() {
+                r = meter.run(|| i.finish_message(&mut out, limit, text.then_some(&mut v)));
+            }
+            ensure!(
+                out.len() <= limit + 1,
+                "inflate-limit",
+                "{} bytes produced, limit {limit}",
+                out.len()
+            );
+            ensure!(
+                meter.peak() <= inflate_bound(limit, bits, reset),
+                "inflate-memory",
+                "inflating {} bytes held {} bytes of heap (limit {limit}, bits {bits}, free {free})",
+                payload.len(),
+                meter.peak()
+            );
+            if payload.len() > limit {
+                ensure!(
+                    r == Err(Error::MessageTooLarge { limit }),
+                    "inflate-limit",
+                    "{} bytes over a limit of {limit} inflated with {r:?}",
+                    payload.len()
+                );
+                continue;
+            }
+            ensure!(
+                r.is_ok() && out[..] == payload[..],
+                "inflate-roundtrip",
+                "{} bytes came back as {} ({r:?}; bits {bits}, level {level}, reset {reset}, \
+                 free {free})",
+                payload.len(),
+                out.len()
+            );
+            if text {
+                ensure!(
+                    v.finish().is_ok(),
+                    "inflate-utf8",
+                    "valid text failed UTF-8 at the end"
+                );
             }
         }
-        if r.is_ok() {
-            r = meter.run(|| i.finish_message(&mut out, limit, text.then_some(&mut v)));
+        if payload.len() > limit {
+            // The connection is failed now; nothing more arrives.
+            return Ok(());
         }
+    }
+    Ok(())
+}
+
+/// The engine's inflater as it frees its zlib state between messages
+/// (the default, `FreeState::Cheap`) and as it keeps it
+/// (`FreeState::Never`), by `free`.
+fn inflaters(bits: u8, reset: bool) -> [(bool, Inflater); 2] {
+    [
+        (true, Inflater::with_options(bits, reset, true)),
+        (false, Inflater::with_options(bits, reset, false)),
+    ]
+}
+
+/// One message through one engine inflater, in pieces: its result, its
+/// output, and the peak heap it held meanwhile.
+fn inflate_one(
+    i: &mut Inflater,
+    wire: &[u8],
+    sizes: &[u8],
+    limit: usize,
+    text: bool,
+) -> Result<(Result<(), Error>, BytesMut, isize), Stop> {
+    let mut meter = Meter::default();
+    let mut out = meter.run(BytesMut::new);
+    let mut v = Utf8Validator::new();
+    let mut r = Ok(());
+    for piece in chunks(wire, sizes) {
+        r = meter.run(|| i.inflate(piece, &mut out, limit, text.then_some(&mut v)));
         ensure!(
             out.len() <= limit + 1,
             "inflate-limit",
             "{} bytes produced, limit {limit}",
             out.len()
         );
-        ensure!(
-            meter.peak() <= inflate_bound(limit, bits, reset),
-            "inflate-memory",
-            "inflating {} bytes held {} bytes of heap (limit {limit}, bits {bits})",
-            payload.len(),
-            meter.peak()
-        );
-        if payload.len() > limit {
-            ensure!(
-                r == Err(Error::MessageTooLarge { limit }),
-                "inflate-limit",
-                "{} bytes over a limit of {limit} inflated with {r:?}",
-                payload.len()
-            );
-            // The connection is failed now; nothing more arrives.
-            return Ok(());
-        }
-        ensure!(
-            r.is_ok() && out[..] == payload[..],
-            "inflate-roundtrip",
-            "{} bytes came back as {} ({r:?}; bits {bits}, level {level}, reset {reset})",
-            payload.len(),
-            out.len()
-        );
-        if text {
-            ensure!(
-                v.finish().is_ok(),
-                "inflate-utf8",
-                "valid text failed UTF-8 at the end"
-            );
+        if r.is_err() {
+            break;
         }
     }
-    Ok(())
+    if r.is_ok() {
+        r = meter.run(|| i.finish_message(&mut out, limit, text.then_some(&mut v)));
+    }
+    ensure!(
+        out.len() <= limit + 1,
+        "inflate-limit",
+        "{} bytes produced, limit {limit}",
+        out.len()
+    );
+    Ok((r, out, meter.peak()))
 }
 
 fn raw(
@@ -217,7 +278,7 @@ fn raw(
     sizes: &[u8],
     msgs: &[Vec<u8>],
 ) -> Result<(), Stop> {
-    let mut i = Inflater::new(bits, reset);
+    let [(_, mut freed), (_, mut kept)] = inflaters(bits, reset);
     let mut reference = RefInflater::new();
     // The messages since the inflaters last started afresh.
     let mut history: Vec<&[u8]> = Vec::new();
@@ -226,70 +287,61 @@ fn raw(
             history.clear();
         }
         history.push(wire);
-        let mut meter = Meter::default();
-        let mut out = meter.run(BytesMut::new);
-        let mut v = Utf8Validator::new();
-        let mut r = Ok(());
-        for piece in chunks(wire, sizes) {
-            r = meter.run(|| i.inflate(piece, &mut out, limit, text.then_some(&mut v)));
-            ensure!(
-                out.len() <= limit + 1,
-                "inflate-limit",
-                "{} bytes produced, limit {limit}",
-                out.len()
-            );
-            if r.is_err() {
-                break;
-            }
-        }
-        if r.is_ok() {
-            r = meter.run(|| i.finish_message(&mut out, limit, text.then_some(&mut v)));
-        }
+        let (r, out, peak) = inflate_one(&mut freed, wire, sizes, limit, text)?;
+        let (kept_r, kept_out, kept_peak) = inflate_one(&mut kept, wire, sizes, limit, text)?;
         ensure!(
-            out.len() <= limit + 1,
-            "inflate-limit",
-            "{} bytes produced, limit {limit}",
+            kept_r == r && kept_out == out,
+            "inflate-free-state",
+            "a kept zlib state gave {kept_r:?} and {} bytes, a freed one {r:?} and {} bytes; \
+             bits {bits}, reset {reset}, input {wire:02x?}",
+            kept_out.len(),
             out.len()
         );
         ensure!(
-            meter.peak() <= inflate_bound(limit, bits, reset),
+            peak.max(kept_peak) <= inflate_bound(limit, bits, reset),
             "inflate-memory",
-            "inflating {} bytes held {} bytes of heap (limit {limit}, bits {bits})",
+            "inflating {} bytes held {} bytes of heap freed, {kept_peak} kept \
+             (limit {limit}, bits {bits})",
             wire.len(),
-            meter.peak()
+            peak
         );
 
         // What the reference makes of the same bytes, up to just past
-        // what the engine could have produced.
+        // what the engine could have produced, and whether the message
+        // left it at a block boundary.
         let cap = limit + 2;
         let mut want = Vec::new();
         let mut end = reference.feed(wire, &mut want, cap);
         if end == RefEnd::Done {
             end = reference.finish_message(&mut want, cap);
         }
+        let inside_block = end == RefEnd::Done && !reference.at_block_boundary();
         if reset {
             reference = RefInflater::new();
         }
         let n = out.len();
-        // Where engine and reference part ways because an earlier message
-        // broke off inside a block (a known, open finding), the id says so
-        // (worked out only when a check fails).
         ensure!(
             want.len() >= n && want[..n] == out[..],
-            diverge_id(reset, &history),
+            "inflate-vs-reference",
             "engine produced {n} bytes ({r:?}) that are not what the reference decodes \
              ({} bytes, {end:?}); bits {bits}, input {wire:02x?}",
             want.len()
         );
         match &r {
             Ok(()) => {
-                // Nothing the data holds is left out. (zlib reports some
-                // corrupt headers only once more input arrives, so a
-                // message cut inside one yields its decodable prefix; the
-                // reference may call that corrupt: known, see README.)
+                // Nothing the data holds is left out, and the message
+                // ended on a block boundary. (zlib reports some corrupt
+                // headers only once more input arrives, so a message cut
+                // inside one yields its decodable prefix; the reference
+                // may call that corrupt: known, see README.)
+                ensure!(
+                    !inside_block,
+                    "inflate-midblock",
+                    "engine accepted a message that ends inside a block; input {wire:02x?}"
+                );
                 ensure!(
                     end == RefEnd::Corrupt || (end == RefEnd::Done && want.len() == n),
-                    diverge_id(reset, &history),
+                    "inflate-vs-reference",
                     "engine accepted {n} bytes, the reference decodes {} ({end:?}); \
                      input {wire:02x?}",
                     want.len()
@@ -320,13 +372,17 @@ fn raw(
                 );
             }
             Err(Error::Compression) => {
-                // A window smaller than 15 bits refuses far references the
-                // reference accepts, and so does zlib for a distance past
-                // the start of the stream; otherwise both must find it
-                // corrupt.
+                // A message ending inside a block (RFC 7692 7.2.1) is
+                // refused. A window smaller than 15 bits refuses far
+                // references the reference accepts, and so does zlib for
+                // a distance past the start of the stream; otherwise both
+                // must find it corrupt.
                 ensure!(
-                    bits < 15 || end != RefEnd::Done || reaches_back(&history, limit),
-                    diverge_id(reset, &history),
+                    inside_block
+                        || bits < 15
+                        || end != RefEnd::Done
+                        || reaches_back(&history, limit),
+                    "inflate-vs-reference",
                     "engine found corrupt data the reference decodes ({} bytes); \
                      input {wire:02x?}",
                     want.len()
@@ -367,28 +423,4 @@ pub fn describe(data: &[u8]) -> String {
         Ok(i) => format!("{i:#?}"),
         Err(e) => format!("undecodable: {e}"),
     }
-}
-
-/// The finding id for a disagreement between engine and reference on the
-/// last of these messages. `inflate-midblock` when, with context takeover,
-/// an earlier message ended inside a block (its data did not end with the
-/// sync flush's empty stored block, RFC 7692 7.2.1): the reference, like a
-/// kept zlib state, carries the half-read block into the next message,
-/// while the engine's inflater, which frees its state between messages,
-/// drops it. Open: see fuzz/README.md.
-fn diverge_id(reset: bool, history: &[&[u8]]) -> &'static str {
-    if reset || history.len() < 2 {
-        return "inflate-vs-reference";
-    }
-    let mut r = RefInflater::new();
-    let mut sink = Vec::new();
-    for wire in &history[..history.len() - 1] {
-        r.feed(wire, &mut sink, 1 << 20);
-        r.finish_message(&mut sink, 1 << 20);
-        sink.clear();
-        if !r.at_block_boundary() {
-            return "inflate-midblock";
-        }
-    }
-    "inflate-vs-reference"
 }
