@@ -34,6 +34,17 @@ pub struct FrameChecker {
     buf: Vec<u8>,
     frag: Option<(bool, Vec<u8>)>,
     close_seen: bool,
+    /// permessage-deflate was negotiated: RSV1 may mark the first frame of
+    /// a data message, whose payload this reference inflater decodes.
+    inflater: Option<crate::refinflate::RefInflater>,
+    /// The unfinished fragmented message is compressed.
+    frag_compressed: bool,
+}
+
+impl std::fmt::Debug for crate::refinflate::RefInflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefInflater")
+    }
 }
 
 impl FrameChecker {
@@ -44,6 +55,19 @@ impl FrameChecker {
             buf: Vec::new(),
             frag: None,
             close_seen: false,
+            inflater: None,
+            frag_compressed: false,
+        }
+    }
+
+    /// A checker for an endpoint that negotiated permessage-deflate
+    /// (RFC 7692): compressed messages are inflated by the independent
+    /// reference decoder (with context kept, which also reads streams
+    /// whose sender did not keep it) and checked like any other.
+    pub fn with_deflate(masked: bool) -> Self {
+        FrameChecker {
+            inflater: Some(crate::refinflate::RefInflater::new()),
+            ..Self::new(masked)
         }
     }
 
@@ -76,7 +100,7 @@ impl FrameChecker {
             if self.close_seen {
                 return Err(format!("{} bytes sent after the close frame", rest.len()));
             }
-            let Some((fin, op, key, len, hlen)) = self.header(rest)? else {
+            let Some((fin, rsv1, op, key, len, hlen)) = self.header(rest)? else {
                 break;
             };
             if rest.len() - hlen < len {
@@ -89,6 +113,17 @@ impl FrameChecker {
                 }
             }
             pos += hlen + len;
+            if rsv1 && (self.inflater.is_none() || !matches!(op, 0x1 | 0x2)) {
+                return Err(format!(
+                    "RSV1 set on opcode {op:#x} (deflate negotiated: {})",
+                    self.inflater.is_some()
+                ));
+            }
+            if rsv1 {
+                self.frag_compressed = true;
+            } else if matches!(op, 0x1 | 0x2) {
+                self.frag_compressed = false;
+            }
             if let Some(item) = self.unit(fin, op, payload)? {
                 items.push(item);
             }
@@ -101,12 +136,13 @@ impl FrameChecker {
     fn header(
         &self,
         b: &[u8],
-    ) -> Result<Option<(bool, u8, Option<[u8; 4]>, usize, usize)>, String> {
+    ) -> Result<Option<(bool, bool, u8, Option<[u8; 4]>, usize, usize)>, String> {
         if b.len() < 2 {
             return Ok(None);
         }
         let fin = b[0] >> 7 == 1;
-        if b[0] & 0b0111_0000 != 0 {
+        let rsv1 = b[0] & 0b0100_0000 != 0;
+        if b[0] & 0b0011_0000 != 0 {
             return Err(format!("RSV bits set in {:#04x}", b[0]));
         }
         let op = b[0] & 0x0F;
@@ -170,7 +206,7 @@ impl FrameChecker {
         } else {
             None
         };
-        Ok(Some((fin, op, key, len as usize, hlen)))
+        Ok(Some((fin, rsv1, op, key, len as usize, hlen)))
     }
 
     fn unit(&mut self, fin: bool, op: u8, payload: Vec<u8>) -> Result<Option<Item>, String> {
@@ -199,7 +235,7 @@ impl FrameChecker {
                     return Err("new data frame inside an unfinished fragmented message".into());
                 }
                 if fin {
-                    return whole(op == 0x1, payload).map(Some);
+                    return self.whole(op == 0x1, payload).map(Some);
                 }
                 self.frag = Some((op == 0x1, payload));
                 Ok(None)
@@ -210,12 +246,37 @@ impl FrameChecker {
                 };
                 data.extend_from_slice(&payload);
                 if fin {
-                    return whole(text, data).map(Some);
+                    return self.whole(text, data).map(Some);
                 }
                 self.frag = Some((text, data));
                 Ok(None)
             }
         }
+    }
+}
+
+impl FrameChecker {
+    /// A complete data message: inflated first if it was compressed.
+    fn whole(&mut self, text: bool, data: Vec<u8>) -> Result<Item, String> {
+        let compressed = std::mem::take(&mut self.frag_compressed);
+        let data = match (compressed, self.inflater.as_mut()) {
+            (true, Some(r)) => {
+                use crate::refinflate::RefEnd;
+                let mut out = Vec::new();
+                let cap = 1 << 26;
+                let a = r.feed(&data, &mut out, cap);
+                let b = r.finish_message(&mut out, cap);
+                if a != RefEnd::Done || b != RefEnd::Done {
+                    return Err(format!(
+                        "compressed message of {} bytes does not inflate ({a:?}/{b:?})",
+                        data.len()
+                    ));
+                }
+                out
+            }
+            _ => data,
+        };
+        whole(text, data)
     }
 }
 

@@ -275,8 +275,15 @@ impl Harness {
                 _ => return Ok(()),
             }
         }
+        // Open finding: a zero ping interval without a pong timeout sends a
+        // ping and re-arms the timer for the same instant, forever.
+        let id = if self.cfg.ping_interval_ms == Some(0) && self.cfg.pong_timeout_ms.is_none() {
+            "timer-spin-ping0"
+        } else {
+            "timer-spin"
+        };
         Err(crate::findings::violation(
-            "timer-spin",
+            id,
             format!(
                 "deadline stays due at {} after 16 handle_timeout calls ({:?}, {:?})",
                 self.now,
@@ -344,11 +351,18 @@ impl Harness {
                         headers: headers.clone(),
                     })
                 });
+                // The subprotocol must be one the client offered (RFC 6455
+                // 4.2.2), or none.
+                let proto_ok = subprotocol
+                    .as_deref()
+                    .is_none_or(|p| p.is_empty() || self.offered.iter().any(|o| o == p));
                 ensure!(
-                    r.is_ok() == (self.pending_request && http::fields_ok(&headers)),
+                    r.is_ok() == (self.pending_request && http::fields_ok(&headers) && proto_ok),
                     "api-result",
-                    "accept() = {r:?} with a request pending: {}; {headers:?}",
-                    self.pending_request
+                    "accept() = {r:?} with a request pending: {}; {headers:?}, \
+                     subprotocol {subprotocol:?} of {:?}",
+                    self.pending_request,
+                    self.offered
                 );
                 if r.is_ok() {
                     self.pending_request = false;

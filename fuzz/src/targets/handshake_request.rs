@@ -136,6 +136,12 @@ fn raw(data: &[u8], cfg: &Config, f: Option<&Fields>) -> Result<(), Stop> {
         },
         None => Accept::default(),
     };
+    // Connection::accept refuses fields that are not HTTP
+    // (InvalidArgument) before it gets here; the connection target checks
+    // that it does.
+    if evsock::ws::handshake::check_fields(&accept.headers).is_err() {
+        return Ok(());
+    }
     let (resp, proto) = accept_response(&req, &accept);
     let head = match read_head(&resp) {
         Some(Ok(h)) => h,
@@ -222,6 +228,12 @@ fn round_trip(f: &Fields) -> Result<(), Stop> {
         ..Config::default()
     };
     let parsed = parse_request(&bytes, &cfg);
+    // Fields that are not HTTP are the host's to refuse, by
+    // `ClientRequest::validate` (which `Connection::try_client` calls);
+    // it must refuse every request it would encode as something else.
+    if cr.validate().is_err() {
+        return Ok(());
+    }
     if !valid {
         // The engine took these fields without complaint, so what it
         // writes must at least be well-formed HTTP.

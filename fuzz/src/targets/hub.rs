@@ -499,7 +499,17 @@ impl World {
                     let st =
                         http::status(&h).map_err(|e| crate::findings::violation("hub-head", e))?;
                     if st == 101 {
-                        log.frames = Some(FrameChecker::new(false));
+                        // Tabs offer permessage-deflate (on by default):
+                        // compressed frames are legal once it is agreed.
+                        let deflate = h
+                            .all("Sec-WebSocket-Extensions")
+                            .iter()
+                            .any(|v| v.contains("permessage-deflate"));
+                        log.frames = Some(if deflate {
+                            FrameChecker::with_deflate(false)
+                        } else {
+                            FrameChecker::new(false)
+                        });
                     } else {
                         let (_, n) = http::check_refusal(&h)
                             .map_err(|e| crate::findings::violation("hub-head", e))?;

@@ -863,8 +863,12 @@ impl World {
                 c.max_pending_requests
             );
             // Unsent envelopes cannot be evicted; at most a batch of them
-            // (and the one message always kept) on top of the limit.
-            let unacked = c.resume_buffer_bytes + c.batch_max_bytes.max(c.max_message_bytes) * 2;
+            // (and the one message always kept) on top of the limit. Nor
+            // can requests (evicting one would fail it): those made before
+            // the handshake completes all wait, bounded by their count.
+            let unacked = c.resume_buffer_bytes
+                + c.batch_max_bytes.max(c.max_message_bytes) * 2
+                + c.max_pending_requests * c.max_message_bytes;
             ensure!(
                 s.unacked_bytes() <= unacked,
                 "session-memory",
