@@ -4,13 +4,18 @@
 //!
 //! `cargo test -p evsock --test deflate_memory -- --nocapture` prints the
 //! per-connection report quoted in `ws/deflate.rs`.
+//!
+//! Freeing is never visible in what a connection delivers: the last tests
+//! send a message ending inside a DEFLATE block (1007 in every
+//! `FreeState`) and messages ending with a final block (read on, window
+//! kept).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use bytes::BytesMut;
 use evsock::ws::deflate::{Deflater, FreeState, Inflater};
-use evsock::ws::{Accept, ClientRequest, Config, Connection, DeflateConfig, Event, Message};
+use evsock::ws::{Accept, ClientRequest, Config, Connection, DeflateConfig, Error, Event, Message};
 use evsock::SeededRng;
 
 struct Counting;
@@ -376,4 +381,81 @@ fn per_connection_report() {
         low_kept.after_echo - low_kept.idle >= inflate + deflate(9, 1),
         "{low_kept:?}"
     );
+}
+
+/// An open server connection, deflate negotiated with `free_state` and
+/// the client keeping its context between messages.
+fn open_server(free_state: FreeState) -> Connection {
+    let cfg = |free_state| Config {
+        deflate: Some(DeflateConfig {
+            free_state,
+            ..DeflateConfig::default()
+        }),
+        ..Config::without_timers()
+    };
+    let mut c = client(cfg(FreeState::Cheap));
+    let mut s = Connection::server(cfg(free_state), 0);
+    s.handle_input(0, &transmit(&mut c));
+    assert!(matches!(s.poll_event(), Some(Event::Request(_))));
+    s.accept(Accept::default()).unwrap();
+    transmit(&mut s);
+    while s.poll_event().is_some() {}
+    let p = s.deflate().expect("deflate negotiated");
+    assert!(!p.client_no_context_takeover);
+    s
+}
+
+/// A masked (key 0) compressed text frame, FIN set.
+fn compressed_text(payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut f = vec![0xC1, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// RFC 7692 7.2.3.3: "Hello" in a final block. 7.2.3.2: "H" and 4 bytes
+/// copied from 5 back.
+const HELLO_FINAL: &[u8] = &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+const HELLO_AGAIN: &[u8] = &[0xf2, 0x00, 0x11, 0x00, 0x00];
+
+#[test]
+fn every_free_state_fails_a_message_ending_inside_a_block_with_1007() {
+    for free_state in [FreeState::Never, FreeState::Cheap, FreeState::Always] {
+        // An empty compressed payload: the tail alone is a stored block's
+        // header, and the block would run into the next message.
+        let mut s = open_server(free_state);
+        s.handle_input(1, &compressed_text(&[]));
+        match s.poll_event() {
+            Some(Event::Closed(c)) => {
+                assert_eq!(c.code.0, 1007, "{free_state:?}");
+                assert_eq!(c.error, Some(Error::Compression), "{free_state:?}");
+            }
+            other => panic!("{free_state:?}: {other:?}"),
+        }
+        let wire = transmit(&mut s);
+        assert_eq!(wire[0], 0x88, "{free_state:?}: a close frame");
+        assert_eq!(&wire[2..4], &1007u16.to_be_bytes(), "{free_state:?}");
+    }
+}
+
+#[test]
+fn every_free_state_reads_on_after_a_final_block() {
+    for free_state in [FreeState::Never, FreeState::Cheap, FreeState::Always] {
+        let mut s = open_server(free_state);
+        for (frame, want) in [
+            (HELLO_FINAL, "Hello"),
+            // A reference back across the final block (context takeover).
+            (HELLO_AGAIN, "Hello"),
+            (HELLO_FINAL, "Hello"),
+        ] {
+            s.handle_input(1, &compressed_text(frame));
+            match s.poll_event() {
+                Some(Event::Message(Message::Text(t))) => {
+                    assert_eq!(t.as_str(), want, "{free_state:?}")
+                }
+                other => panic!("{free_state:?}: {other:?}"),
+            }
+        }
+        assert!(transmit(&mut s).is_empty(), "{free_state:?}: no close");
+    }
 }
