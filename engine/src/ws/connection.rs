@@ -259,13 +259,23 @@ impl Connection {
     /// The reader, writer and event queue, built on first use.
     #[inline]
     fn io(&mut self) -> &mut Io {
-        if self.io.is_none() {
-            self.io = Some(Box::new(self.new_io()));
+        if self.io.is_some() {
+            match self.io.as_deref_mut() {
+                Some(io) => io,
+                None => unreachable!("checked"),
+            }
+        } else {
+            self.build_io()
         }
-        match self.io.as_deref_mut() {
-            Some(io) => io,
-            None => unreachable!("just built"),
-        }
+    }
+
+    /// Builds the reader, writer and event queue ([`Connection::io`]'s
+    /// first use, kept out of line).
+    #[cold]
+    #[inline(never)]
+    fn build_io(&mut self) -> &mut Io {
+        let io = self.io.insert(Box::new(self.new_io()));
+        io
     }
 
     #[cold]
@@ -790,7 +800,40 @@ impl Connection {
         Ok(())
     }
 
+    /// Refuses a send unless the connection is open and `extra` more bytes
+    /// fit under [`Config::max_outbound_bytes`]. The test is inlined into
+    /// every send; building the error is not.
+    #[inline]
     fn check_can_send(&self, extra: usize) -> Result<(), Error> {
+        if matches!(self.phase, Phase::Open) && self.queued() + extra <= self.cfg.max_outbound_bytes
+        {
+            return Ok(());
+        }
+        Err(self.send_refused(extra))
+    }
+
+    /// A whole message may start: [`Connection::check_can_send`], and no
+    /// fragmented message is in progress.
+    #[inline]
+    fn check_can_send_message(&self, extra: usize) -> Result<(), Error> {
+        self.check_can_send(extra)?;
+        if self.sending_fragments {
+            return Err(fragments_in_progress());
+        }
+        Ok(())
+    }
+
+    /// Why [`Connection::check_can_send`] refused.
+    #[cold]
+    #[inline(never)]
+    fn send_refused(&self, extra: usize) -> Error {
+        match self.send_refusal(extra) {
+            Err(e) => e,
+            Ok(()) => unreachable!("check_can_send refused a send that may go"),
+        }
+    }
+
+    fn send_refusal(&self, extra: usize) -> Result<(), Error> {
         match self.phase {
             Phase::Open => {}
             Phase::Closed => return Err(Error::InvalidState("connection is closed")),
@@ -809,40 +852,33 @@ impl Connection {
 
     /// Sends a text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.check_can_send(text.len())?;
-        if self.sending_fragments {
-            return Err(Error::InvalidState("a fragmented message is in progress"));
-        }
+        self.check_can_send_message(text.len())?;
         if !self.try_compress(OpCode::Text, text.as_bytes()) {
-            self.write_frame(true, OpCode::Text, text.as_bytes());
+            self.write_frame_inline(true, OpCode::Text, text.as_bytes());
         }
         Ok(())
     }
 
     /// Sends a binary message. Large payloads are not copied (server role).
+    #[inline]
     pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        let data = data.into();
-        self.check_can_send(data.len())?;
-        if self.sending_fragments {
-            return Err(Error::InvalidState("a fragmented message is in progress"));
-        }
-        self.write_shared(OpCode::Binary, data);
-        Ok(())
+        self.send_bytes(OpCode::Binary, data.into())
     }
 
     /// Sends a message.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         match message {
-            Message::Text(t) => {
-                self.check_can_send(t.len())?;
-                if self.sending_fragments {
-                    return Err(Error::InvalidState("a fragmented message is in progress"));
-                }
-                self.write_shared(OpCode::Text, t.into_bytes());
-                Ok(())
-            }
-            Message::Binary(b) => self.send_binary(b),
+            Message::Text(t) => self.send_bytes(OpCode::Text, t.into_bytes()),
+            Message::Binary(b) => self.send_bytes(OpCode::Binary, b),
         }
+    }
+
+    /// Sends a whole message of shared bytes (the payload of `send_binary`
+    /// and `send`).
+    fn send_bytes(&mut self, opcode: OpCode, data: Bytes) -> Result<(), Error> {
+        self.check_can_send_message(data.len())?;
+        self.write_shared(opcode, data);
+        Ok(())
     }
 
     /// Sends one fragment of a message the application streams: the first
@@ -933,6 +969,7 @@ impl Connection {
         self.write_frame(true, OpCode::Close, &p);
     }
 
+    #[inline]
     fn mask_key(&mut self) -> Option<[u8; 4]> {
         if self.role != Role::Client {
             return None;
@@ -952,7 +989,16 @@ impl Connection {
         }
     }
 
+    /// Queues one frame (control frames, fragments, closes).
     fn write_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        self.write_frame_inline(fin, opcode, payload)
+    }
+
+    /// [`Connection::write_frame`], inlined into the message send path: a
+    /// 20-byte message spends about as long in call overhead as in
+    /// encoding.
+    #[inline(always)]
+    fn write_frame_inline(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
         if self.owes_pongs() {
             self.flush_pongs();
         }
@@ -964,7 +1010,15 @@ impl Connection {
 
     /// Sends a whole message compressed, if permessage-deflate is on and
     /// the message is long enough to be worth it. True if it was sent.
+    #[inline]
     fn try_compress(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
+        self.deflate_params.is_some() && self.compress_message(opcode, payload)
+    }
+
+    /// [`Connection::try_compress`] once permessage-deflate is known to be
+    /// negotiated (kept out of the uncompressed send path).
+    #[inline(never)]
+    fn compress_message(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
         let threshold = match (&self.deflate_params, &self.cfg.deflate) {
             (Some(_), Some(d)) => d.threshold,
             _ => return false,
@@ -1016,12 +1070,13 @@ impl Connection {
         self.deflate_params
     }
 
+    #[inline]
     fn write_shared(&mut self, opcode: OpCode, payload: Bytes) {
         if self.try_compress(opcode, &payload) {
             return;
         }
         if self.role == Role::Client {
-            return self.write_frame(true, opcode, &payload);
+            return self.write_frame_inline(true, opcode, &payload);
         }
         if self.owes_pongs() {
             self.flush_pongs();
@@ -1036,6 +1091,7 @@ impl Connection {
         self.extra.as_ref().is_some_and(|x| !x.pongs.is_empty())
     }
 
+    #[cold]
     fn flush_pongs(&mut self) {
         if !self.owes_pongs() {
             return;
@@ -1158,6 +1214,12 @@ impl Connection {
         }
         Output::Wait(self.poll_timeout())
     }
+}
+
+/// The error for a whole message sent while a fragmented one is open.
+#[cold]
+fn fragments_in_progress() -> Error {
+    Error::InvalidState("a fragmented message is in progress")
 }
 
 /// Cuts a close reason to 123 bytes on a character boundary.
