@@ -456,7 +456,19 @@ impl Harness {
                     OpCode::Continuation => self.sending_fragments,
                     _ => false,
                 };
-                let utf8 = opcode != OpCode::Text || std::str::from_utf8(payload).is_ok();
+                // Each fragment of a text message must be UTF-8 on its own
+                // (the engine checks the first; the rest of the message is
+                // held to the same rule).
+                let text_msg = opcode == OpCode::Text
+                    || (opcode == OpCode::Continuation
+                        && self.partial_out.as_ref().is_some_and(|(t, _)| *t));
+                let utf8 = !text_msg || std::str::from_utf8(payload).is_ok();
+                ensure!(
+                    !(r.is_ok() && opcode == OpCode::Continuation && !utf8),
+                    "send-fragment-utf8",
+                    "send_fragment(Continuation, {payload:02x?}) of a text message \
+                     accepted bytes that are not UTF-8"
+                );
                 let want = open && payload.len() <= max_out && in_seq && utf8;
                 ensure!(
                     r.is_ok() == want,

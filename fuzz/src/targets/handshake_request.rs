@@ -142,6 +142,14 @@ fn raw(data: &[u8], cfg: &Config, f: Option<&Fields>) -> Result<(), Stop> {
     if evsock::ws::handshake::check_fields(&accept.headers).is_err() {
         return Ok(());
     }
+    // So does a subprotocol the client did not offer (RFC 6455 4.2.2).
+    if accept
+        .subprotocol
+        .as_deref()
+        .is_some_and(|p| !p.is_empty() && !req.subprotocols.iter().any(|o| o == p))
+    {
+        return Ok(());
+    }
     let (resp, proto) = accept_response(&req, &accept);
     let head = match read_head(&resp) {
         Some(Ok(h)) => h,
