@@ -3,12 +3,12 @@
 # runs every cargo-fuzz target for a few seconds each. Exits non-zero if any
 # target finds a crash. See README.md for a long campaign.
 #
-#   fuzz/smoke.sh                 # every target, FUZZ_SECS (default 5) each
+#   fuzz/smoke.sh                 # every target, FUZZ_SECS (default 4) each
 #   FUZZ_SECS=3 fuzz/smoke.sh reader connection
 set -euo pipefail
 cd "$(dirname "$0")"
 
-secs=${FUZZ_SECS:-5}
+secs=${FUZZ_SECS:-4}
 # Builds outside the clone, so that a fresh clone on the same machine (as
 # in CI) rebuilds only the engine and the harness, not every dependency.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/evsock/fuzz-target}
@@ -27,7 +27,7 @@ fi
 # properties; debug assertions and overflow checks stay on.
 opts=(--sanitizer none)
 
-echo "== replaying seeds and regressions"
+echo "== replaying seeds and regressions (at ${SECONDS}s)"
 cargo test --quiet
 
 if [ $# -gt 0 ]; then
@@ -36,7 +36,7 @@ else
     mapfile -t targets < <("${fuzz[@]}" list)
 fi
 
-echo "== building ${#targets[@]} targets"
+echo "== building ${#targets[@]} targets (at ${SECONDS}s)"
 "${fuzz[@]}" build "${opts[@]}"
 
 work=$(mktemp -d)
@@ -59,4 +59,4 @@ if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED: ${failed[*]} (reproducers in fuzz/artifacts/)" >&2
     exit 1
 fi
-echo "fuzz smoke OK"
+echo "fuzz smoke OK (${SECONDS}s)"
