@@ -259,42 +259,8 @@ impl Connection {
     /// The reader, writer and event queue, built on first use.
     #[inline]
     fn io(&mut self) -> &mut Io {
-        if self.io.is_some() {
-            match self.io.as_deref_mut() {
-                Some(io) => io,
-                None => unreachable!("checked"),
-            }
-        } else {
-            self.build_io()
-        }
-    }
-
-    /// Builds the reader, writer and event queue ([`Connection::io`]'s
-    /// first use, kept out of line).
-    #[cold]
-    #[inline(never)]
-    fn build_io(&mut self) -> &mut Io {
-        let io = self.io.insert(Box::new(self.new_io()));
-        io
-    }
-
-    #[cold]
-    fn new_io(&self) -> Io {
-        let mut reader = Reader::new(self.role == Role::Server);
-        if let Some(p) = self.deflate_params {
-            reader.enable_deflate_lazy(p);
-        }
-        if matches!(
-            self.phase,
-            Phase::Open | Phase::CloseSent | Phase::AwaitEof | Phase::Closed
-        ) {
-            reader.set_framing();
-        }
-        Io {
-            reader,
-            writer: Writer::default(),
-            events: VecDeque::new(),
-        }
+        let (role, params, phase) = (self.role, self.deflate_params, &self.phase);
+        self.io.get_or_insert_with(|| new_io(role, params, phase))
     }
 
     /// The next frame or message decoded from buffered input.
@@ -344,24 +310,14 @@ impl Connection {
     /// busy streak.
     #[inline]
     fn touch(&mut self) {
-        let now = self.now;
-        if self.last_active != NEVER && now.saturating_sub(self.last_active) < BUSY_GAP_MS {
-            self.streak = self.streak.saturating_add(1);
-        } else {
-            self.streak = 0;
-        }
-        self.last_active = now;
+        touch(self.now, &mut self.last_active, &mut self.streak);
     }
 
     /// Bytes of buffer to keep between messages: `buffer_retain` while
     /// busy, none otherwise.
     #[inline]
     fn retain(&self) -> usize {
-        if self.streak >= BUSY_STREAK {
-            self.cfg.buffer_retain
-        } else {
-            0
-        }
+        retain_for(self.streak, &self.cfg)
     }
 
     /// A server connection waiting for the client's upgrade request.
@@ -1002,10 +958,16 @@ impl Connection {
         if self.owes_pongs() {
             self.flush_pongs();
         }
-        self.before_write();
+        // The mask key first (the busy streak does not depend on it), then
+        // the Io fetched once for the streak test and the frame.
         let mask = self.mask_key();
-        let retain = self.retain();
-        self.io().writer.frame(fin, opcode, payload, mask, retain);
+        let (role, params, phase) = (self.role, self.deflate_params, &self.phase);
+        let io = self.io.get_or_insert_with(|| new_io(role, params, phase));
+        if io.writer.queued() == 0 {
+            touch(self.now, &mut self.last_active, &mut self.streak);
+        }
+        let retain = retain_for(self.streak, &self.cfg);
+        io.writer.frame(fin, opcode, payload, mask, retain);
     }
 
     /// Sends a whole message compressed, if permessage-deflate is on and
@@ -1213,6 +1175,50 @@ impl Connection {
             return Output::Transmit(t);
         }
         Output::Wait(self.poll_timeout())
+    }
+}
+
+/// The reader, writer and event queue for a connection in `phase` (kept
+/// out of line: [`Connection::io`] builds them once per burst at most).
+#[cold]
+#[inline(never)]
+fn new_io(role: Role, params: Option<DeflateParams>, phase: &Phase) -> Box<Io> {
+    let mut reader = Reader::new(role == Role::Server);
+    if let Some(p) = params {
+        reader.enable_deflate_lazy(p);
+    }
+    if matches!(
+        phase,
+        Phase::Open | Phase::CloseSent | Phase::AwaitEof | Phase::Closed
+    ) {
+        reader.set_framing();
+    }
+    Box::new(Io {
+        reader,
+        writer: Writer::default(),
+        events: VecDeque::new(),
+    })
+}
+
+/// [`Connection::touch`] on the fields it changes (usable while the Io is
+/// borrowed).
+#[inline]
+fn touch(now: u64, last_active: &mut u64, streak: &mut u8) {
+    if *last_active != NEVER && now.saturating_sub(*last_active) < BUSY_GAP_MS {
+        *streak = streak.saturating_add(1);
+    } else {
+        *streak = 0;
+    }
+    *last_active = now;
+}
+
+/// [`Connection::retain`] for a streak.
+#[inline]
+fn retain_for(streak: u8, cfg: &Config) -> usize {
+    if streak >= BUSY_STREAK {
+        cfg.buffer_retain
+    } else {
+        0
     }
 }
 

@@ -84,7 +84,7 @@ impl Writer {
     }
 
     /// Encodes one frame, copying and (if `mask` is set) masking `payload`.
-    #[inline]
+    #[inline(always)]
     pub fn frame(
         &mut self,
         fin: bool,
@@ -98,7 +98,7 @@ impl Writer {
 
     /// [`Writer::frame`] with RSV bits (RSV1 = 0b100 marks a compressed
     /// message).
-    #[inline]
+    #[inline(always)]
     pub fn frame_rsv(
         &mut self,
         fin: bool,
