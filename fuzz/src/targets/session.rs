@@ -647,12 +647,22 @@ impl World {
                                 format!("  side {side} sends {:?}", String::from_utf8_lossy(&v))
                             });
                             self.meters[side].run(|| drop(payload));
+                            // Open finding: a protocol envelope (a welcome
+                            // with a lost range, say) is not held to a small
+                            // max_message_bytes; the peer then drops it.
+                            let control = v.windows(4).any(|w| w == b"evs/")
+                                && !v.windows(4).any(|w| w == b"app/");
                             ensure!(
                                 v.len() <= self.cfg.max_message_bytes,
-                                "session-too-large",
-                                "{} bytes sent, max {}",
+                                if control {
+                                    "session-control-too-large"
+                                } else {
+                                    "session-too-large"
+                                },
+                                "{} bytes sent, max {}: {:?}",
                                 v.len(),
-                                self.cfg.max_message_bytes
+                                self.cfg.max_message_bytes,
+                                String::from_utf8_lossy(&v)
                             );
                             let attached = self.link.as_ref().is_some_and(|l| l.server_attached);
                             if let Some(l) = self.link.as_mut() {
