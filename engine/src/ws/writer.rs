@@ -45,8 +45,19 @@ impl Writer {
     /// long burst): what it holds is queued as a chunk of its own and a
     /// fresh buffer, sized for the burst, takes over. The host gets the chunks in order, one write (or one
     /// `writev`) each.
-    #[inline]
+    #[inline(always)]
     fn reserve(&mut self, n: usize, retain: usize) {
+        // The common case, a frame that fits behind the last one, inline;
+        // starting over, growing and overflowing out of line.
+        if !self.out.is_empty() && self.out.capacity() - self.out.len() >= n {
+            return;
+        }
+        self.make_room(n, retain)
+    }
+
+    /// [`Writer::reserve`] when `out` is empty or too full for `n` bytes.
+    #[inline(never)]
+    fn make_room(&mut self, n: usize, retain: usize) {
         if self.out.is_empty() {
             // A kept buffer starts over from the front of its allocation:
             // asking for all of it reclaims it whole when the host dropped
