@@ -638,3 +638,25 @@ fn try_client_refuses_requests_that_are_not_http() {
         );
     }
 }
+
+#[test]
+fn zero_ping_interval_never_stays_due() {
+    // Found by the connection fuzz target: with no pong timeout, a 0 ms
+    // interval re-armed the ping for the same instant, so a host running
+    // due timers in a loop sent pings forever without its clock moving.
+    let cfg = Config {
+        ping_interval_ms: Some(0),
+        pong_timeout_ms: None,
+        ..Config::without_timers()
+    };
+    let (mut s, _c) = open_pair(cfg);
+    for now in [0, 1, 5] {
+        let mut pings = 0;
+        while let Some(d) = s.poll_timeout().filter(|&d| d <= now) {
+            s.handle_timeout(now);
+            pings += drain_bytes(&mut s).iter().filter(|&&b| b == 0x89).count();
+            assert!(pings <= 1, "more than one ping at {now} (deadline {d})");
+        }
+        assert!(s.poll_timeout() > Some(now), "deadline still due at {now}");
+    }
+}

@@ -225,6 +225,13 @@ fn at(now: u64, after: Option<u64>) -> u64 {
     after.map_or(NEVER, |t| now.saturating_add(t).min(NEVER - 1))
 }
 
+/// When the next keep-alive ping is due. An interval of 0 counts as 1 ms:
+/// re-arming for the same instant would make a host that runs due timers
+/// in a loop send pings forever without its clock moving.
+fn ping_at(now: u64, interval: Option<u64>) -> u64 {
+    at(now, interval.map(|i| i.max(1)))
+}
+
 impl Connection {
     fn new(
         role: Role,
@@ -489,7 +496,7 @@ impl Connection {
                 self.timer = at(now, Some(t));
                 self.awaiting_pong = true;
             }
-            None => self.timer = at(now, self.cfg.ping_interval_ms),
+            None => self.timer = ping_at(now, self.cfg.ping_interval_ms),
         }
     }
 
@@ -591,7 +598,7 @@ impl Connection {
             Incoming::Pong(p) => {
                 if self.awaiting_pong && p[..] == u64::from(self.ping_seq).to_be_bytes() {
                     self.awaiting_pong = false;
-                    self.timer = at(self.now, self.cfg.ping_interval_ms);
+                    self.timer = ping_at(self.now, self.cfg.ping_interval_ms);
                 }
                 self.io().events.push_back(Event::Pong(p));
             }
@@ -627,7 +634,7 @@ impl Connection {
         if subprotocol.is_some() {
             self.extra().subprotocol = subprotocol.clone();
         }
-        self.timer = at(self.now, self.cfg.ping_interval_ms);
+        self.timer = ping_at(self.now, self.cfg.ping_interval_ms);
         self.idle_at = at(self.now, self.cfg.idle_timeout_ms);
         // The handshake's reads and writes do not make a connection busy.
         self.streak = 0;
