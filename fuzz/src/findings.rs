@@ -16,6 +16,8 @@ pub const OPEN: &[&str] = &[
     "timer-spin-ping0",
     "send-fragment-utf8",
     "session-control-too-large",
+    "inflate-limit-finish",
+    "request-reserved-field",
 ];
 
 thread_local! {

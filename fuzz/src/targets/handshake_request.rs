@@ -242,13 +242,23 @@ fn round_trip(f: &Fields) -> Result<(), Stop> {
     if cr.validate().is_err() {
         return Ok(());
     }
+    // Open finding: validate() lets extra headers repeat the fields the
+    // engine writes itself (Sec-WebSocket-Key, Host, ...).
+    let reserved_extra = cr
+        .headers
+        .iter()
+        .any(|(n, _)| reserved.contains(&n.to_ascii_lowercase().as_str()));
     if !valid {
         // The engine took these fields without complaint, so what it
         // writes must at least be well-formed HTTP.
         return match read_head(&bytes) {
             Some(Ok(h)) if http::check_request(&h).is_ok() => Ok(()),
             other => Err(crate::findings::violation(
-                "request-invalid-field",
+                if reserved_extra {
+                    "request-reserved-field"
+                } else {
+                    "request-invalid-field"
+                },
                 format!(
                     "{cr:?} encoded as invalid HTTP {:?}: {other:?}",
                     String::from_utf8_lossy(&bytes)
