@@ -615,7 +615,7 @@ fn try_client_refuses_requests_that_are_not_http() {
     let bytes = drain_bytes(&mut ok);
     assert!(bytes.starts_with(b"GET /chat?room=a HTTP/1.1\r\nHost: localhost:8080\r\n"));
     type Edit<'a> = &'a dyn Fn(&mut ClientRequest);
-    let bad: [(&str, Edit); 8] = [
+    let bad: [(&str, Edit); 10] = [
         ("empty host", &|r| r.host.clear()),
         ("host with a space", &|r| r.host = "local host".into()),
         ("host with NUL", &|r| r.host = "a\0b".into()),
@@ -629,6 +629,15 @@ fn try_client_refuses_requests_that_are_not_http() {
         }),
         ("header name not a token", &|r| {
             r.headers.push(("[ersi".into(), "1".into()))
+        }),
+        ("a second key", &|r| {
+            r.headers.push((
+                "sec-websocket-key".into(),
+                "AAAAAAAAAAAAAAAAAAAAAA==".into(),
+            ))
+        }),
+        ("a second host", &|r| {
+            r.headers.push(("Host".into(), "evil".into()))
         }),
     ];
     for (what, f) in bad {

@@ -388,7 +388,9 @@ impl ClientRequest {
     /// Checks that the request encodes as valid HTTP: the host, path and
     /// origin hold no spaces or control bytes, the host is not empty, each
     /// subprotocol is a non-empty RFC 9110 token, and every extra header
-    /// passes [`check_fields`]. [`Connection::try_client`] calls it;
+    /// passes [`check_fields`] and is not one the handshake writes itself
+    /// (Host, Upgrade, Connection, Origin, Sec-WebSocket-*: set those
+    /// through the request's fields). [`Connection::try_client`] calls it;
     /// [`ClientRequest::encode`] itself only guards against injection.
     ///
     /// [`Connection::try_client`]: super::Connection::try_client
@@ -406,7 +408,27 @@ impl ClientRequest {
         if !self.subprotocols.iter().all(|p| is_token(p)) {
             return Err("each subprotocol must be a non-empty token");
         }
-        check_fields(&self.headers)
+        check_fields(&self.headers)?;
+        // The engine writes these itself; a second copy would make the
+        // request ambiguous (two keys) or contradict the handshake.
+        const OWN: [&str; 8] = [
+            "Host",
+            "Upgrade",
+            "Connection",
+            "Sec-WebSocket-Key",
+            "Sec-WebSocket-Version",
+            "Sec-WebSocket-Protocol",
+            "Sec-WebSocket-Extensions",
+            "Origin",
+        ];
+        if self
+            .headers
+            .iter()
+            .any(|(n, _)| OWN.iter().any(|o| o.eq_ignore_ascii_case(n)))
+        {
+            return Err("extra headers must not repeat fields the handshake sets (Host, Upgrade, Connection, Origin, Sec-WebSocket-*)");
+        }
+        Ok(())
     }
 
     /// Encodes the request with a fresh key from `rng`; returns the bytes
