@@ -689,9 +689,15 @@ impl Inflater {
         // The tail and the probe in one call that stops at the first block
         // boundary: a well-formed message reaches it exactly at the end of
         // the tail, which then is the sync flush's empty stored block.
+        // Output here is rare, and bounded like the rest: one byte past
+        // the limit at most, so that overflowing is visible.
+        let room = (limit + 1).saturating_sub(out.len());
+        if room == 0 {
+            return Err(Error::MessageTooLarge { limit });
+        }
         let mut sink = [0u8; 32];
-        let (status, consumed, produced) =
-            step(d, &TAIL_THEN_EMPTY, &mut sink, InflateFlush::Block)?;
+        let sink = &mut sink[..room.min(32)];
+        let (status, consumed, produced) = step(d, &TAIL_THEN_EMPTY, sink, InflateFlush::Block)?;
         if consumed > TAIL.len() {
             // Past the end of the message and still inside a block.
             return Err(Error::Compression);
@@ -1114,6 +1120,24 @@ mod tests {
                 (free_state, halves(&p, true, &cfg).0)
             })
             .collect()
+    }
+
+    /// The limit holds while a message is finished too: here the message
+    /// opens a stored block of 4 bytes and stops, so the flush marker
+    /// appended at the end is read as those 4 bytes of content.
+    #[test]
+    fn finishing_a_message_stays_within_the_limit() {
+        let msg = [0x00, 0x04, 0x00, 0xFB, 0xFF];
+        for free in [false, true] {
+            for limit in [0, 1, 2, 3] {
+                let mut i = Inflater::with_options(15, false, free);
+                let mut out = BytesMut::new();
+                i.inflate(&msg, &mut out, limit, None).unwrap();
+                let r = i.finish_message(&mut out, limit, None);
+                assert_eq!(r, Err(Error::MessageTooLarge { limit }), "limit {limit}");
+                assert!(out.len() <= limit + 1, "{} bytes, limit {limit}", out.len());
+            }
+        }
     }
 
     /// Receives whole messages in order, each fed in pieces of `piece`
