@@ -18,6 +18,7 @@ pub const OPEN: &[&str] = &[
     "session-control-too-large",
     "inflate-limit-finish",
     "request-reserved-field",
+    "accept-reserved-field",
 ];
 
 thread_local! {

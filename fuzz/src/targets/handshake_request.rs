@@ -186,10 +186,20 @@ fn raw(data: &[u8], cfg: &Config, f: Option<&Fields>) -> Result<(), Stop> {
             "101 says {p:?}, engine reports {proto:?}"
         ),
         Err(e) => {
+            // Open finding: check_fields lets Accept::headers repeat the
+            // fields the 101 carries itself (Sec-WebSocket-Protocol, ...).
+            let reserved = accept.headers.iter().any(|(n, _)| {
+                let n = n.to_ascii_lowercase();
+                n.starts_with("sec-websocket-") || n == "upgrade" || n == "connection"
+            });
             return Err(crate::findings::violation(
-                "accept-unoffered-subprotocol",
+                if reserved {
+                    "accept-reserved-field"
+                } else {
+                    "accept-unoffered-subprotocol"
+                },
                 format!("{e} (accept {accept:?})"),
-            ))
+            ));
         }
     }
     Ok(())
