@@ -669,3 +669,39 @@ fn zero_ping_interval_never_stays_due() {
         assert!(s.poll_timeout() > Some(now), "deadline still due at {now}");
     }
 }
+
+#[test]
+fn accept_headers_cannot_override_the_handshake() {
+    // Fuzz finding accept-reserved-field: a host's extra header could
+    // select an unoffered subprotocol behind `accept`'s check.
+    for name in ["Sec-WebSocket-Protocol", "sec-websocket-accept", "Upgrade"] {
+        let mut s = Connection::server(Config::without_timers(), 0);
+        let mut c = client(Config::without_timers(), 9);
+        s.handle_input(0, &drain_bytes(&mut c));
+        assert!(matches!(events(&mut s).as_slice(), [Event::Request(_)]));
+        let r = s.accept(Accept {
+            headers: vec![(name.into(), "x".into())],
+            ..Accept::default()
+        });
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{name}");
+        assert!(drain_bytes(&mut s).is_empty(), "nothing sent for {name}");
+    }
+}
+
+#[test]
+fn text_continuations_are_checked_like_their_first_fragment() {
+    // Fuzz finding send-fragment-utf8: only the first fragment of a text
+    // message was checked.
+    let (_s, mut c) = open_pair(Config::without_timers());
+    c.send_fragment(OpCode::Text, b"caf", false).unwrap();
+    assert!(matches!(
+        c.send_fragment(OpCode::Continuation, &[0xC3], false),
+        Err(Error::InvalidArgument(_))
+    ));
+    c.send_fragment(OpCode::Continuation, "\u{e9}!".as_bytes(), true)
+        .unwrap();
+    // Binary continuations carry any bytes.
+    c.send_fragment(OpCode::Binary, &[0xFF], false).unwrap();
+    c.send_fragment(OpCode::Continuation, &[0xC3], true)
+        .unwrap();
+}

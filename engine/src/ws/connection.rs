@@ -205,6 +205,8 @@ pub struct Connection {
     awaiting_pong: bool,
     /// An outbound fragmented message is in progress.
     sending_fragments: bool,
+    /// ... and it is a text message (its continuations are checked too).
+    sending_text: bool,
     /// Inputs in a row within [`BUSY_GAP_MS`] of each other (saturating).
     streak: u8,
     /// permessage-deflate, once negotiated.
@@ -257,6 +259,7 @@ impl Connection {
             ping_seq: 0,
             awaiting_pong: false,
             sending_fragments: false,
+            sending_text: false,
             streak: 0,
             deflate_params: None,
             cfg,
@@ -714,6 +717,8 @@ impl Connection {
             ));
         };
         handshake::check_fields(&accept.headers).map_err(Error::InvalidArgument)?;
+        handshake::check_not_handshake_fields(&accept.headers, handshake::RESPONSE_FIELDS)
+            .map_err(Error::InvalidArgument)?;
         // RFC 6455 4.2.2: the server selects one of the client's values.
         if let Some(p) = accept.subprotocol.as_deref().filter(|p| !p.is_empty()) {
             if !req.subprotocols.iter().any(|o| o == p) {
@@ -859,10 +864,15 @@ impl Connection {
             (OpCode::Text | OpCode::Binary, false) | (OpCode::Continuation, true) => {}
             _ => return Err(Error::InvalidState("fragment opcode out of sequence")),
         }
-        if opcode == OpCode::Text && std::str::from_utf8(payload).is_err() {
+        let text = match opcode {
+            OpCode::Continuation => self.sending_text,
+            op => op == OpCode::Text,
+        };
+        if text && std::str::from_utf8(payload).is_err() {
             return Err(Error::InvalidArgument("text fragment is not valid UTF-8"));
         }
         self.sending_fragments = !fin;
+        self.sending_text = text && !fin;
         self.write_frame(fin, opcode, payload);
         Ok(())
     }

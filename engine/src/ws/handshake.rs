@@ -295,6 +295,45 @@ pub fn check_fields(headers: &[(String, String)]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Fields a client request carries from the handshake itself.
+pub const REQUEST_FIELDS: &[&str] = &[
+    "Host",
+    "Upgrade",
+    "Connection",
+    "Origin",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+];
+
+/// Fields a 101 response carries from the handshake itself (the
+/// subprotocol and extensions are chosen through [`Accept`] and the
+/// configuration, never by a header).
+pub const RESPONSE_FIELDS: &[&str] = &[
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Accept",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+];
+
+/// Refuses extra header fields that repeat one of `own`, the fields the
+/// handshake writes itself: a second copy would make the message
+/// ambiguous (two keys) or contradict what was negotiated.
+pub fn check_not_handshake_fields(
+    headers: &[(String, String)],
+    own: &[&str],
+) -> Result<(), &'static str> {
+    if headers
+        .iter()
+        .any(|(n, _)| own.iter().any(|o| o.eq_ignore_ascii_case(n)))
+    {
+        return Err("extra headers must not repeat fields the handshake sets (Host, Upgrade, Connection, Origin, Sec-WebSocket-*)");
+    }
+    Ok(())
+}
+
 /// An RFC 9110 token: one or more tchars.
 fn is_token(s: &str) -> bool {
     let tchar = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
@@ -409,26 +448,7 @@ impl ClientRequest {
             return Err("each subprotocol must be a non-empty token");
         }
         check_fields(&self.headers)?;
-        // The engine writes these itself; a second copy would make the
-        // request ambiguous (two keys) or contradict the handshake.
-        const OWN: [&str; 8] = [
-            "Host",
-            "Upgrade",
-            "Connection",
-            "Sec-WebSocket-Key",
-            "Sec-WebSocket-Version",
-            "Sec-WebSocket-Protocol",
-            "Sec-WebSocket-Extensions",
-            "Origin",
-        ];
-        if self
-            .headers
-            .iter()
-            .any(|(n, _)| OWN.iter().any(|o| o.eq_ignore_ascii_case(n)))
-        {
-            return Err("extra headers must not repeat fields the handshake sets (Host, Upgrade, Connection, Origin, Sec-WebSocket-*)");
-        }
-        Ok(())
+        check_not_handshake_fields(&self.headers, REQUEST_FIELDS)
     }
 
     /// Encodes the request with a fresh key from `rng`; returns the bytes
