@@ -588,3 +588,59 @@ fn close_ends_both_sides() {
         Err(SendError::Closed)
     );
 }
+
+#[test]
+fn a_tiny_message_limit_still_lets_the_protocol_resume() {
+    // Fuzz finding session-control-too-large: with max_message_bytes 96 a
+    // welcome naming a lost range is longer than the limit, and the client
+    // dropped it, so the resume could never complete.
+    let tiny = Config {
+        max_message_bytes: 70,
+        resume_buffer_bytes: 40,
+        ..cfg()
+    };
+    let mut p = Pair::new(tiny.clone(), tiny);
+    p.disconnect();
+    for i in 0..20 {
+        p.s.send_reliable(p.now, "f/x", Bytes::from(format!("{i}")))
+            .unwrap();
+    }
+    p.advance(600);
+    p.connect();
+    let welcome = p
+        .s_sent
+        .iter()
+        .rev()
+        .find(|f| text(f).contains("welcome"))
+        .cloned()
+        .unwrap();
+    assert!(
+        welcome.len() > 70,
+        "the case needs a long welcome: {}",
+        text(&welcome)
+    );
+    assert!(
+        p.c_events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Gap { .. })),
+        "{:?}",
+        p.c_events
+    );
+    assert!(
+        !p.c_events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Error(_))),
+        "{:?}",
+        p.c_events
+    );
+    assert_eq!(
+        p.c_events
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Message { id, .. } => *id,
+                _ => None,
+            })
+            .last(),
+        Some(20)
+    );
+}

@@ -12,14 +12,7 @@ use std::cell::Cell;
 /// Known, reported violations awaiting an engine fix, by finding id.
 /// Remove an id once the engine is fixed; the regression test then demands
 /// that its reproducer passes.
-pub const OPEN: &[&str] = &[
-    "timer-spin-ping0",
-    "send-fragment-utf8",
-    "session-control-too-large",
-    "inflate-limit-finish",
-    "request-reserved-field",
-    "accept-reserved-field",
-];
+pub const OPEN: &[&str] = &[];
 
 thread_local! {
     static STRICT: Cell<bool> = const { Cell::new(false) };

@@ -459,11 +459,11 @@ impl Session {
     /// A whole message arrived on the transport. Copies it once; see
     /// [`Session::handle_message_bytes`] to avoid the copy.
     pub fn handle_message(&mut self, now: u64, kind: MessageKind, payload: &[u8]) {
-        if payload.len() > self.cfg.max_message_bytes {
+        if payload.len() > self.cfg.max_received_bytes() {
             self.tick(now);
             self.emit_error(SessionError::Envelope(EnvelopeError::TooLarge {
                 len: payload.len(),
-                max: self.cfg.max_message_bytes,
+                max: self.cfg.max_received_bytes(),
             }));
             return;
         }
@@ -482,10 +482,10 @@ impl Session {
                 return;
             }
         }
-        if payload.len() > self.cfg.max_message_bytes {
+        if payload.len() > self.cfg.max_received_bytes() {
             self.emit_error(SessionError::Envelope(EnvelopeError::TooLarge {
                 len: payload.len(),
-                max: self.cfg.max_message_bytes,
+                max: self.cfg.max_received_bytes(),
             }));
             return;
         }

@@ -67,7 +67,10 @@ pub struct Config {
     /// Wire format a client speaks (a server answers in the format of the
     /// hello it received).
     pub format: Format,
-    /// Largest transport message accepted or produced.
+    /// Largest transport message accepted or produced. Received messages
+    /// up to [`MIN_MESSAGE_BYTES`] are accepted whatever this says: the
+    /// protocol's own envelopes (a welcome naming a lost range, a hello
+    /// resuming a long session id) must always fit.
     pub max_message_bytes: usize,
     /// Most envelopes accepted in one batch frame, and most put in one.
     pub max_batch_envelopes: usize,
@@ -108,6 +111,19 @@ pub struct Config {
     pub backoff_base_ms: u64,
     /// Client: largest reconnect delay cap.
     pub backoff_max_ms: u64,
+}
+
+/// Received messages this large are always accepted (see
+/// [`Config::max_message_bytes`]): the largest control envelope (a
+/// welcome with a 64-character session id, every counter at 2^53 - 1
+/// and a lost range) is about 200 bytes in JSON.
+pub const MIN_MESSAGE_BYTES: usize = 512;
+
+impl Config {
+    /// The limit applied to received messages.
+    pub(crate) fn max_received_bytes(&self) -> usize {
+        self.max_message_bytes.max(MIN_MESSAGE_BYTES)
+    }
 }
 
 impl Default for Config {

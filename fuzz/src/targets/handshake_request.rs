@@ -142,6 +142,15 @@ fn raw(data: &[u8], cfg: &Config, f: Option<&Fields>) -> Result<(), Stop> {
     if evsock::ws::handshake::check_fields(&accept.headers).is_err() {
         return Ok(());
     }
+    // ... and extra headers that repeat the 101's own fields.
+    if evsock::ws::handshake::check_not_handshake_fields(
+        &accept.headers,
+        evsock::ws::handshake::RESPONSE_FIELDS,
+    )
+    .is_err()
+    {
+        return Ok(());
+    }
     // So does a subprotocol the client did not offer (RFC 6455 4.2.2).
     if accept
         .subprotocol
