@@ -120,9 +120,8 @@ pub fn ws_config(
 
 /// Subprotocol names must be HTTP tokens (they travel in a header list).
 pub fn check_tokens(py: Python<'_>, names: &[String], what: &str) -> PyResult<()> {
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     for n in names {
-        if n.is_empty() || !n.chars().all(token) {
+        if !evsock::ws::handshake::is_token(n) {
             return Err(invalid_arg(
                 py,
                 format!("{what}: {n:?} is not a valid subprotocol name (an HTTP token)"),

@@ -78,12 +78,7 @@ pub(crate) unsafe fn array_arg<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
-/// Is `s` an HTTP token (RFC 9110 tchar+)?
-pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
+pub(crate) use evsock::ws::handshake::is_token;
 
 /// Headers evsock writes itself; a host may not add them.
 const RESERVED_HEADERS: [&str; 10] = [

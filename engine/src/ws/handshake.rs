@@ -334,8 +334,8 @@ pub fn check_not_handshake_fields(
     Ok(())
 }
 
-/// An RFC 9110 token: one or more tchars.
-fn is_token(s: &str) -> bool {
+/// An RFC 9110 token: one or more tchars (header names, subprotocols).
+pub fn is_token(s: &str) -> bool {
     let tchar = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
     !s.is_empty() && s.bytes().all(tchar)
 }
