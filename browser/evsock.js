@@ -50,8 +50,8 @@ export class EnvelopeError extends Error {
 
 /** An application call the session refused; nothing was sent. `code` is
  * one of bad_event_id, reserved_event, invalid_data, too_large,
- * not_connected, too_many_pending, bad_timeout, unknown_request,
- * bad_idempotency_key, closed (or bad_config / bad_url for set-up errors). */
+ * not_connected, too_many_pending, buffer_full, bad_timeout,
+ * unknown_request, bad_idempotency_key, closed (or bad_config / bad_url for set-up errors). */
 export class EvsockError extends Error {
   constructor(code, message) {
     super(message ? `${code}: ${message}` : code);
@@ -90,6 +90,7 @@ const REFUSAL_TEXT = {
   too_large: 'message too large',
   not_connected: 'not connected',
   too_many_pending: 'too many pending requests',
+  buffer_full: 'resume buffer full while the session handshakes; retry once established',
   bad_timeout: 'request timeout out of range',
   unknown_request: 'no such incoming request awaits a reply',
   bad_idempotency_key: 'idempotency key must be 1 to 128 bytes',
@@ -1054,6 +1055,15 @@ export class Session {
   sendReliable(now, event, data) {
     this.tick(now);
     data = this.checkApp(event, data);
+    if (this.state === HANDSHAKING && this.buf.length > 0) {
+      // Nothing may be evicted until the welcome (the hello promised every
+      // buffered id): refuse rather than grow without bound.
+      const meta = emptyMeta();
+      meta.id = this.nextId;
+      if (this.bufBytes + this.sizeHint(event, data, meta) > this.cfg.resumeBufferBytes) {
+        throw refuse('buffer_full');
+      }
+    }
     const id = this.pushReliable(event, data, emptyMeta());
     this.finish();
     return id;

@@ -644,3 +644,58 @@ fn a_tiny_message_limit_still_lets_the_protocol_resume() {
         Some(20)
     );
 }
+
+#[test]
+fn a_handshaking_client_refuses_reliable_sends_past_its_resume_buffer() {
+    // While the hello waits for its welcome nothing may be evicted (the
+    // hello promised every buffered id), so the buffer's bound is kept by
+    // refusing further reliable sends instead of growing without limit.
+    let small = Config {
+        resume_buffer_bytes: 200,
+        ..cfg()
+    };
+    let mut p = Pair::new(small, cfg());
+    p.disconnect();
+    p.advance(1_000);
+    // Reconnect the client only: its hello goes nowhere for now.
+    p.c.handle_connected(p.now);
+    while p.c.poll_output().is_some() {}
+    let mut accepted = 0;
+    let refused = loop {
+        match p
+            .c
+            .send_reliable(p.now, "feed/item", Bytes::from_static(b"12345"))
+        {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 100, "never refused");
+    };
+    assert_eq!(refused, SendError::BufferFull);
+    assert_eq!(refused.code(), "buffer_full");
+    assert!(accepted >= 2, "{accepted}");
+    assert!(p.c.unacked_bytes() <= 200, "{}", p.c.unacked_bytes());
+    // Fire-and-forget and requests keep their own rules meanwhile.
+    assert_eq!(
+        p.c.send(p.now, "x", Bytes::new()),
+        Err(SendError::NotConnected)
+    );
+    // Once the welcome arrives everything buffered is delivered, once, and
+    // sending works again.
+    p.c.handle_disconnected(p.now);
+    p.s.handle_disconnected(p.now);
+    p.advance(1_000);
+    p.connect();
+    p.c.send_reliable(p.now, "feed/item", Bytes::from_static(b"6"))
+        .unwrap();
+    p.pump();
+    let got: Vec<u64> = p
+        .s_events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Message { id, .. } => *id,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, (1..=accepted + 1).collect::<Vec<u64>>());
+}

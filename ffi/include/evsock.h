@@ -173,6 +173,10 @@ enum evsock_status
   EVSOCK_ERR_BAD_IDEMPOTENCY_KEY = -48,
   // Session call refused: the session is closed.
   EVSOCK_ERR_CLOSED = -49,
+  // Session call refused: a reliable send while the session handshakes
+  // would grow the resume buffer past its limit (nothing in it may be
+  // evicted until the welcome); retry once established.
+  EVSOCK_ERR_BUFFER_FULL = -50,
   // Hub: no such connection (never existed, or already closed: its
   // `EVSOCK_HUB_OUTPUT_CLOSE` retired the id).
   EVSOCK_ERR_UNKNOWN_CONNECTION = -60,
@@ -1976,7 +1980,8 @@ evsock_status evsock_session_send(struct evsock_session *session,
 // reconnect, delivered once and in order while the session can resume.
 // Accepted while disconnected. `*id` (if `id` is not NULL) receives its
 // reliable id. Arguments and refusals as for `evsock_session_send`, except
-// that it does not need a connection.
+// that it does not need a connection; while the session handshakes it is
+// refused with `EVSOCK_ERR_BUFFER_FULL` once the resume buffer is full.
 //
 // # Safety
 // As for `evsock_session_send`; `id` NULL or writable.

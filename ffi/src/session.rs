@@ -533,7 +533,8 @@ pub unsafe extern "C" fn evsock_session_send(
 /// reconnect, delivered once and in order while the session can resume.
 /// Accepted while disconnected. `*id` (if `id` is not NULL) receives its
 /// reliable id. Arguments and refusals as for `evsock_session_send`, except
-/// that it does not need a connection.
+/// that it does not need a connection; while the session handshakes it is
+/// refused with `EVSOCK_ERR_BUFFER_FULL` once the resume buffer is full.
 ///
 /// # Safety
 /// As for `evsock_session_send`; `id` NULL or writable.

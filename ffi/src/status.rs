@@ -90,6 +90,10 @@ pub enum evsock_status {
     EVSOCK_ERR_BAD_IDEMPOTENCY_KEY = -48,
     /// Session call refused: the session is closed.
     EVSOCK_ERR_CLOSED = -49,
+    /// Session call refused: a reliable send while the session handshakes
+    /// would grow the resume buffer past its limit (nothing in it may be
+    /// evicted until the welcome); retry once established.
+    EVSOCK_ERR_BUFFER_FULL = -50,
     /// Hub: no such connection (never existed, or already closed: its
     /// `EVSOCK_HUB_OUTPUT_CLOSE` retired the id).
     EVSOCK_ERR_UNKNOWN_CONNECTION = -60,
@@ -158,6 +162,7 @@ impl evsock_status {
             EVSOCK_ERR_UNKNOWN_REQUEST => "unknown_request\0",
             EVSOCK_ERR_BAD_IDEMPOTENCY_KEY => "bad_idempotency_key\0",
             EVSOCK_ERR_CLOSED => "closed\0",
+            EVSOCK_ERR_BUFFER_FULL => "buffer_full\0",
             EVSOCK_ERR_UNKNOWN_CONNECTION => "unknown_connection\0",
             EVSOCK_ERR_UNKNOWN_CLIENT => "unknown_client\0",
             EVSOCK_ERR_BAD_USER_ID => "bad_user_id\0",
@@ -177,7 +182,7 @@ impl evsock_status {
     }
 
     /// Every status, for lookups by number.
-    pub(crate) const ALL: [evsock_status; 41] = [
+    pub(crate) const ALL: [evsock_status; 42] = [
         EVSOCK_OK,
         EVSOCK_EMPTY,
         EVSOCK_ERR_NULL_POINTER,
@@ -209,6 +214,7 @@ impl evsock_status {
         EVSOCK_ERR_UNKNOWN_REQUEST,
         EVSOCK_ERR_BAD_IDEMPOTENCY_KEY,
         EVSOCK_ERR_CLOSED,
+        EVSOCK_ERR_BUFFER_FULL,
         EVSOCK_ERR_UNKNOWN_CONNECTION,
         EVSOCK_ERR_UNKNOWN_CLIENT,
         EVSOCK_ERR_BAD_USER_ID,

@@ -251,3 +251,33 @@ fn a_hub_config_carries_the_connection_session_and_hub_options() {
         evsock_config_free(cfg);
     }
 }
+
+#[test]
+fn every_refused_session_call_has_its_own_status() {
+    use crate::status::Fail;
+    use evsock::session::SendError;
+    let all = [
+        SendError::BadEventId,
+        SendError::ReservedEvent,
+        SendError::TooLarge,
+        SendError::NotConnected,
+        SendError::TooManyPending,
+        SendError::BufferFull,
+        SendError::BadTimeout,
+        SendError::UnknownRequest,
+        SendError::BadIdempotencyKey,
+        SendError::Closed,
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for e in all {
+        let code = e.code();
+        let f = Fail::from(e);
+        assert_ne!(f.status, EVSOCK_ERR_OTHER, "{code}");
+        assert_eq!(f.status.name(), code);
+        assert!(seen.insert(f.status as i32), "{code} shares a status");
+    }
+    assert_eq!(
+        Fail::from(SendError::BufferFull).status,
+        EVSOCK_ERR_BUFFER_FULL
+    );
+}

@@ -614,11 +614,30 @@ impl Session {
     /// Sends a reliable event: numbered, acknowledged, retransmitted after a
     /// reconnect and delivered exactly once in order while the session can be
     /// resumed. Accepted while disconnected (it waits in the resume buffer).
-    /// Returns its id.
+    /// While the session handshakes nothing buffered may be evicted, so a
+    /// send that would grow the buffer past `resume_buffer_bytes` is refused
+    /// with [`SendError::BufferFull`]; retry once established. Returns its
+    /// id.
     pub fn send_reliable(&mut self, now: u64, event: &str, data: Bytes) -> Result<u64, SendError> {
         self.tick(now);
         self.touch();
         let ev = self.check_app(event, &data)?;
+        if matches!(self.state, State::Handshaking { .. }) && !self.c().buf.is_empty() {
+            // Nothing can be evicted until the welcome (see `evictable`):
+            // refuse rather than grow without bound. Requests are bounded
+            // by their count and replies by the incoming requests.
+            let size = self.format.codec().envelope_len_hint(
+                ev.as_bytes(),
+                &data,
+                &Meta {
+                    id: Some(self.next_id),
+                    ..Meta::default()
+                },
+            );
+            if self.c().buf_bytes + size > self.cfg.resume_buffer_bytes {
+                return Err(SendError::BufferFull);
+            }
+        }
         let id = self.push_reliable(ev, data, Meta::default());
         self.finish();
         Ok(id)

@@ -385,6 +385,11 @@ pub enum SendError {
     NotConnected,
     /// `max_pending_requests` are already outstanding.
     TooManyPending,
+    /// The resume buffer is full and nothing in it may be evicted yet: while
+    /// the session handshakes, every buffered message was promised to the
+    /// peer in the hello, so a reliable send that would grow the buffer past
+    /// `resume_buffer_bytes` is refused. Retry once `Connected` arrives.
+    BufferFull,
     /// The timeout is 0 or above `max_request_timeout_ms`.
     BadTimeout,
     /// No incoming request with this id awaits a reply.
@@ -405,6 +410,7 @@ impl SendError {
             SendError::TooLarge => "too_large",
             SendError::NotConnected => "not_connected",
             SendError::TooManyPending => "too_many_pending",
+            SendError::BufferFull => "buffer_full",
             SendError::BadTimeout => "bad_timeout",
             SendError::UnknownRequest => "unknown_request",
             SendError::BadIdempotencyKey => "bad_idempotency_key",
@@ -422,6 +428,7 @@ impl fmt::Display for SendError {
             SendError::TooLarge => "message too large",
             SendError::NotConnected => "not connected",
             SendError::TooManyPending => "too many pending requests",
+            SendError::BufferFull => "resume buffer full",
             SendError::BadTimeout => "request timeout out of range",
             SendError::UnknownRequest => "no such incoming request",
             SendError::BadIdempotencyKey => "bad idempotency key",

@@ -25,7 +25,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use evsock::session::{
     new_session_id, peek_hello, CloseReason, Config, Format, MessageKind, Output, RequestError,
-    Session, SessionEvent,
+    SendError, Session, SessionEvent,
 };
 use evsock::{Rng, SeededRng};
 
@@ -371,15 +371,30 @@ impl World {
                 let tag = self.tag();
                 let data = self.data(tag);
                 if *reliable {
-                    if let Some(Ok(id)) =
-                        self.with(side, |s, now| s.send_reliable(now, "app/msg", data))
-                    {
-                        let prev = self.books[side].sent.insert(id, Sent::Msg(tag));
-                        ensure!(
-                            prev.is_none(),
-                            "session-id-reused",
-                            "reliable id {id} twice"
-                        );
+                    let r = self.with(side, |s, now| {
+                        (s.send_reliable(now, "app/msg", data), s.unacked_bytes())
+                    });
+                    match r {
+                        Some((Ok(id), _)) => {
+                            let prev = self.books[side].sent.insert(id, Sent::Msg(tag));
+                            ensure!(
+                                prev.is_none(),
+                                "session-id-reused",
+                                "reliable id {id} twice"
+                            );
+                        }
+                        Some((Err(SendError::BufferFull), held)) => {
+                            // Refused only when it really would not fit.
+                            ensure!(
+                                held > 0
+                                    && held + self.cfg.max_message_bytes
+                                        > self.cfg.resume_buffer_bytes,
+                                "session-refused",
+                                "side {side}: buffer_full with {held} of {} bytes held",
+                                self.cfg.resume_buffer_bytes
+                            );
+                        }
+                        _ => {}
                     }
                 } else if let Some(Ok(())) = self.with(side, |s, now| s.send(now, "app/once", data))
                 {
@@ -882,11 +897,12 @@ impl World {
             );
             // Unsent envelopes cannot be evicted; at most a batch of them
             // (and the one message always kept) on top of the limit. Nor
-            // can requests (evicting one would fail it): those made before
-            // the handshake completes all wait, bounded by their count.
+            // can anything while handshaking: reliable sends are refused
+            // then (`BufferFull`), but requests and replies are not, so
+            // they wait on top, bounded by their counts.
             let unacked = c.resume_buffer_bytes
                 + c.batch_max_bytes.max(c.max_message_bytes) * 2
-                + c.max_pending_requests * c.max_message_bytes;
+                + (c.max_pending_requests + c.max_incoming_requests) * c.max_message_bytes;
             ensure!(
                 s.unacked_bytes() <= unacked,
                 "session-memory",
