@@ -425,7 +425,8 @@ impl Connection {
         }
         self.touch();
         let retain = self.retain();
-        self.io().reader.extend(data, retain);
+        let max_frame = self.cfg.max_frame_size;
+        self.io().reader.extend(data, retain, max_frame);
         if matches!(self.phase, Phase::Open) {
             self.idle_at = at(now, self.cfg.idle_timeout_ms);
         }

@@ -16,6 +16,21 @@ use super::mask::{apply_mask, copy_masked, rotate_key};
 use super::message::{Message, Text};
 use super::utf8::Utf8Validator;
 
+/// Most payload room reserved ahead of the bytes that fill it. A frame
+/// whose header is in hand gets room for all of it (never more than the
+/// frame size limit, which `next` enforces) up to this much, so a
+/// 64 KiB message cut across reads is copied in once instead of regrown
+/// (and copied again) with every read; beyond it the buffer grows as bytes
+/// arrive, so a header claiming a huge frame costs no more than this.
+const FRAME_ROOM_AHEAD: usize = 64 << 10;
+
+/// Room to reserve for a frame with `rest` payload bytes still to come,
+/// `n` of which are in hand.
+#[inline]
+fn frame_room(rest: usize, n: usize) -> usize {
+    rest.min(FRAME_ROOM_AHEAD + 64).max(n)
+}
+
 /// One complete unit the connection acts on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
@@ -115,9 +130,12 @@ impl Reader {
     ///
     /// Bytes that continue the payload of a masked frame whose header is
     /// already decoded are unmasked while they are copied in (one pass
-    /// instead of a copy and a second pass to unmask in place).
+    /// instead of a copy and a second pass to unmask in place). `retain` is
+    /// the least room a fresh buffer gets; `max_frame` caps the room
+    /// reserved ahead for a frame whose header arrived (see
+    /// `FRAME_ROOM_AHEAD`).
     #[inline]
-    pub fn extend(&mut self, data: &[u8], retain: usize) {
+    pub fn extend(&mut self, data: &[u8], retain: usize, max_frame: usize) {
         if self.buf.capacity() == 0 {
             self.buf.reserve(data.len().max(retain));
         }
@@ -126,8 +144,9 @@ impl Reader {
             if let Some(key) = f.header.mask {
                 // Only when nothing still masked is buffered ahead of it.
                 if self.buf.len() == f.unmasked && f.unmasked < f.len() {
-                    let n = data.len().min(f.len() - f.unmasked);
-                    self.buf.reserve(n);
+                    let rest = f.len() - f.unmasked;
+                    let n = data.len().min(rest);
+                    self.buf.reserve(frame_room(rest.min(max_frame), n));
                     let key = rotate_key(key, f.unmasked);
                     copy_masked(&mut self.buf.spare_capacity_mut()[..n], &data[..n], key);
                     // SAFETY: `reserve` made room for `n` more bytes and
@@ -148,9 +167,12 @@ impl Reader {
         };
         if self.framing && here && self.ahead.is_none() {
             if let Ok(Some((h, hn))) = FrameHeader::decode(data) {
+                let len = usize::try_from(h.len).unwrap_or(usize::MAX);
+                let n = (data.len() - hn).min(len);
+                // Room for the whole frame now, so that its next parts do
+                // not regrow the buffer (which copies what came before).
+                self.buf.reserve(hn + frame_room(len.min(max_frame), n));
                 if let Some(key) = h.mask {
-                    let n = (data.len() - hn).min(usize::try_from(h.len).unwrap_or(usize::MAX));
-                    self.buf.reserve(hn + n);
                     self.buf.extend_from_slice(&data[..hn]);
                     copy_masked(
                         &mut self.buf.spare_capacity_mut()[..n],
@@ -540,7 +562,7 @@ mod tests {
         let mut r = Reader::new(true);
         let mut got = Vec::new();
         for b in &wire {
-            r.extend(std::slice::from_ref(b), 0);
+            r.extend(std::slice::from_ref(b), 0, usize::MAX);
             got.extend(drain(&mut r, &cfg).unwrap());
         }
         assert_eq!(
@@ -593,13 +615,13 @@ mod tests {
         ];
         for (wire, want) in cases {
             let mut r = Reader::new(true);
-            r.extend(&wire, 0);
+            r.extend(&wire, 0, usize::MAX);
             assert_eq!(drain(&mut r, &cfg).unwrap_err(), want);
         }
         let mut both = frame(false, 1, K, b"a");
         both.extend(frame(true, 2, K, b"b"));
         let mut r = Reader::new(true);
-        r.extend(&both, 0);
+        r.extend(&both, 0, usize::MAX);
         assert_eq!(
             drain(&mut r, &cfg).unwrap_err(),
             ProtocolError::ExpectedContinuation.into()
@@ -613,7 +635,7 @@ mod tests {
         payload[10] = 0xFF;
         let wire = frame(true, 1, K, &payload);
         let mut r = Reader::new(true);
-        r.extend(&wire[..30], 0); // header plus 20-odd payload bytes
+        r.extend(&wire[..30], 0, usize::MAX); // header plus 20-odd payload bytes
         assert_eq!(r.next(&cfg).unwrap_err(), Error::InvalidUtf8);
     }
 
@@ -626,9 +648,9 @@ mod tests {
         let mut r = Reader::new(true);
         // Header and a few payload bytes: the header is decoded, so the
         // rest is unmasked as it is copied in.
-        r.extend(&wire[..20], 0);
+        r.extend(&wire[..20], 0, usize::MAX);
         assert_eq!(r.next(&cfg).unwrap(), None);
-        r.extend(&wire[20..], 0);
+        r.extend(&wire[20..], 0, usize::MAX);
         assert_eq!(r.next(&cfg).unwrap_err(), Error::InvalidUtf8);
     }
 
@@ -668,7 +690,7 @@ mod tests {
                     break;
                 }
                 let end = (at + c).min(wire.len());
-                r.extend(&wire[at..end], 0);
+                r.extend(&wire[at..end], 0, usize::MAX);
                 got.extend(drain(&mut r, &cfg).unwrap());
                 at = end;
             }
@@ -686,12 +708,16 @@ mod tests {
         };
         let mut r = Reader::new(true);
         // Only the header of a huge frame: rejected without buffering it.
-        r.extend(&[0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4], 0);
+        r.extend(
+            &[0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4],
+            0,
+            usize::MAX,
+        );
         assert!(matches!(r.next(&cfg), Err(Error::FrameTooLarge { .. })));
 
         let mut r = Reader::new(true);
-        r.extend(&frame(false, 2, K, &[0; 100]), 0);
-        r.extend(&frame(true, 0, K, &[0; 51]), 0);
+        r.extend(&frame(false, 2, K, &[0; 100]), 0, usize::MAX);
+        r.extend(&frame(true, 0, K, &[0; 51]), 0, usize::MAX);
         assert_eq!(
             drain(&mut r, &cfg).unwrap_err(),
             Error::MessageTooLarge { limit: 150 }
@@ -711,10 +737,11 @@ mod tests {
                     b"",
                 ),
                 0,
+                usize::MAX,
             );
             drain(&mut r, &cfg).unwrap();
         }
-        r.extend(&frame(true, 0, K, b""), 0);
+        r.extend(&frame(true, 0, K, b""), 0, usize::MAX);
         assert_eq!(
             drain(&mut r, &cfg).unwrap_err(),
             Error::TooManyFragments { limit: 3 }
@@ -725,9 +752,9 @@ mod tests {
     fn empty_fragments_hold_no_memory() {
         let cfg = Config::default();
         let mut r = Reader::new(true);
-        r.extend(&frame(false, 2, K, b"abc"), 0);
+        r.extend(&frame(false, 2, K, b"abc"), 0, usize::MAX);
         for _ in 0..10_000 {
-            r.extend(&frame(false, 0, K, b""), 0);
+            r.extend(&frame(false, 0, K, b""), 0, usize::MAX);
             assert!(drain(&mut r, &cfg).unwrap().is_empty());
         }
         assert_eq!(r.message_bytes(), 3);
@@ -736,7 +763,7 @@ mod tests {
             "read buffer grew to {}",
             r.buf.capacity()
         );
-        r.extend(&frame(true, 0, K, b"d"), 0);
+        r.extend(&frame(true, 0, K, b"d"), 0, usize::MAX);
         assert_eq!(
             drain(&mut r, &cfg).unwrap(),
             vec![Incoming::Message(Message::Binary(Bytes::from_static(

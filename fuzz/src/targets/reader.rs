@@ -76,7 +76,7 @@ fn check(data: &[u8]) -> Result<(), Stop> {
     let mut got = Vec::new();
     let mut error = None;
     'feed: for piece in chunks(&wire, &sizes) {
-        r.extend(piece, p.retain as usize);
+        r.extend(piece, p.retain as usize, cfg.max_frame_size);
         loop {
             match r.next(&cfg) {
                 Ok(Some(i)) => got.push(item(i)),
