@@ -360,7 +360,9 @@ fn per_connection_report() {
     // Defaults: a client with context takeover leaves its 1 KiB as history
     // (all of the window it has used); the compressor (no context
     // takeover) is freed after the echo.
-    assert!(def.after_in - def.idle <= 1024 + 64 + halves, "{def:?}");
+    // (+ 96: the rest of the connection's I/O box, which the history
+    // keeps; the writer's spare buffer handle is 32 of it.)
+    assert!(def.after_in - def.idle <= 1024 + 96 + halves, "{def:?}");
     assert!(def.after_echo - def.after_in <= halves, "{def:?}");
     // Kept states: zlib's allocations stay.
     assert!(def_kept.after_in - def_kept.idle >= inflate, "{def_kept:?}");

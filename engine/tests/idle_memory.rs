@@ -177,6 +177,38 @@ fn busy_sending_connection_allocates_nothing_per_message() {
     assert_eq!(live() - live0, 0);
 }
 
+/// Bursts just over the writer's 16 KiB chunk (16 x 1 KiB between two
+/// drains) overflow into a second buffer every time: the two buffers take
+/// turns, so steady bursts allocate nothing either.
+#[test]
+fn bursts_over_one_chunk_allocate_nothing_per_burst() {
+    let cfg = Arc::new(Config::default());
+    let mut c = open_server(&cfg);
+    let big = Bytes::from(vec![b'x'; 1024]);
+    let burst = |c: &mut Connection| {
+        for _ in 0..16 {
+            c.send_binary(big.clone()).expect("send");
+        }
+        let mut chunks = 0;
+        let mut bytes = 0;
+        while let Some(b) = c.poll_transmit() {
+            chunks += 1;
+            bytes += b.len();
+        }
+        assert_eq!(bytes, 16 * (1024 + 4));
+        chunks
+    };
+    for _ in 0..20 {
+        burst(&mut c);
+    }
+    let (calls0, live0) = (calls(), live());
+    for _ in 0..200 {
+        assert!(burst(&mut c) >= 2, "the burst should overflow one chunk");
+    }
+    assert_eq!(calls() - calls0, 0, "allocations in 200 bursts");
+    assert_eq!(live() - live0, 0);
+}
+
 /// Hands every `Send` of `from` to `to`; returns the events of `from`.
 fn pump(now: u64, from: &mut Session, to: &mut Session) -> Vec<SessionEvent> {
     let mut ev = Vec::new();

@@ -29,6 +29,11 @@ pub struct Writer {
     /// reclaimed whole). Once drained, `out` only reports what follows the
     /// last chunk taken from it; this is what it can get back.
     whole: usize,
+    /// What is left of the buffer the last overflowing burst moved on
+    /// from (empty, sharing its allocation): once the host drops the chunks
+    /// taken from it, the next overflow reclaims it instead of allocating,
+    /// so bursts just over [`BURST_CHUNK`] alternate between two buffers.
+    spare: BytesMut,
 }
 
 impl Writer {
@@ -82,9 +87,14 @@ impl Writer {
             return;
         }
         let size = n.max(retain).max(BURST_CHUNK);
-        let full = std::mem::replace(&mut self.out, BytesMut::with_capacity(size));
-        self.whole = size;
-        self.queue.push_back(full.freeze());
+        // `split` leaves `out` empty on the same allocation; the spare
+        // takes that place, and `reserve` either reclaims the spare's
+        // allocation (its chunks are gone) or allocates afresh.
+        let full = self.out.split().freeze();
+        self.queue.push_back(full);
+        std::mem::swap(&mut self.out, &mut self.spare);
+        self.out.reserve(size);
+        self.whole = self.out.capacity();
     }
 
     /// Appends raw bytes (handshake responses).
@@ -183,6 +193,7 @@ impl Writer {
         self.queued -= chunk.len();
         if self.queued == 0 && (retain == 0 || self.whole > retain.max(BURST_CHUNK)) {
             self.out = BytesMut::new();
+            self.spare = BytesMut::new();
             self.whole = 0;
         }
         Some(chunk)
