@@ -94,6 +94,11 @@ pub struct Reader {
     /// `(at, n)`: the next frame's header starts `at` bytes into `buf` and
     /// its first `n` payload bytes were already unmasked by `extend`.
     ahead: Option<(usize, usize)>,
+    /// The current frame's payload, complete, when the next frame's header
+    /// arrived before `next` took it and `buf` had no room for the next
+    /// frame: it moves here and the next frame starts a buffer of its own,
+    /// instead of regrowing `buf` (which would copy it).
+    front: Option<BytesMut>,
 }
 
 impl Reader {
@@ -109,6 +114,7 @@ impl Reader {
             inflater: None,
             framing: false,
             ahead: None,
+            front: None,
         }
     }
 
@@ -143,7 +149,7 @@ impl Reader {
         if let Some(f) = self.frame.as_mut() {
             if let Some(key) = f.header.mask {
                 // Only when nothing still masked is buffered ahead of it.
-                if self.buf.len() == f.unmasked && f.unmasked < f.len() {
+                if self.front.is_none() && self.buf.len() == f.unmasked && f.unmasked < f.len() {
                     let rest = f.len() - f.unmasked;
                     let n = data.len().min(rest);
                     self.buf.reserve(frame_room(rest.min(max_frame), n));
@@ -160,10 +166,10 @@ impl Reader {
         // The next frame starts right here: if its whole header is in
         // `data`, unmask its payload while copying it in, too. `next`
         // decodes the same header later and picks up the note.
-        let at = self.buf.len();
+        let mut at = self.buf.len();
         let here = match &self.frame {
             None => at == 0,
-            Some(f) => at == f.len(),
+            Some(f) => at == f.len() && self.front.is_none(),
         };
         if self.framing && here && self.ahead.is_none() {
             if let Ok(Some((h, hn))) = FrameHeader::decode(data) {
@@ -171,7 +177,14 @@ impl Reader {
                 let n = (data.len() - hn).min(len);
                 // Room for the whole frame now, so that its next parts do
                 // not regrow the buffer (which copies what came before).
-                self.buf.reserve(hn + frame_room(len.min(max_frame), n));
+                let room = hn + frame_room(len.min(max_frame), n);
+                if at > 0 && self.buf.capacity() - at < room {
+                    // The current frame (complete: `here`) moves aside
+                    // rather than being copied into a larger buffer.
+                    self.front = Some(self.buf.split_to(at));
+                    at = 0;
+                }
+                self.buf.reserve(room);
                 if let Some(key) = h.mask {
                     self.buf.extend_from_slice(&data[..hn]);
                     copy_masked(
@@ -225,6 +238,7 @@ impl Reader {
     /// and [`Reader::set_framing`].
     pub fn is_idle(&self) -> bool {
         self.buf.is_empty()
+            && self.front.is_none()
             && self.frame.is_none()
             && self.msg.is_none()
             && self.inflater.is_none()
@@ -243,6 +257,7 @@ impl Reader {
         self.frame = None;
         self.msg = None;
         self.ahead = None;
+        self.front = None;
     }
 
     fn check_header(&self, h: &FrameHeader, cfg: &Config) -> Result<(), Error> {
@@ -358,17 +373,23 @@ impl Reader {
             let Some(f) = self.frame.as_mut() else {
                 continue;
             };
-            let avail = self.buf.len().min(f.len());
+            // The frame's payload: in `front` if it was moved aside.
+            let from_front = self.front.is_some();
+            let b = match self.front.as_mut() {
+                Some(b) => b,
+                None => &mut self.buf,
+            };
+            let avail = b.len().min(f.len());
             if avail > f.done {
                 if let Some(key) = f.header.mask {
                     if avail > f.unmasked {
-                        apply_mask(&mut self.buf[f.unmasked..avail], key, f.unmasked);
+                        apply_mask(&mut b[f.unmasked..avail], key, f.unmasked);
                         f.unmasked = avail;
                     }
                 }
                 if f.text {
                     self.utf8
-                        .feed(&self.buf[f.done..avail])
+                        .feed(&b[f.done..avail])
                         .map_err(|_| Error::InvalidUtf8)?;
                 }
                 f.done = avail;
@@ -377,8 +398,11 @@ impl Reader {
                 return Ok(None);
             }
             let (header, compressed) = (f.header, f.compressed);
-            let payload = self.buf.split_to(f.len());
-            if let Some((at, _)) = self.ahead.as_mut() {
+            let payload = b.split_to(f.len());
+            if from_front {
+                debug_assert!(b.is_empty(), "front holds exactly one frame");
+                self.front = None;
+            } else if let Some((at, _)) = self.ahead.as_mut() {
                 *at -= f.len();
             }
             self.frame = None;
@@ -779,5 +803,43 @@ mod tests {
             parse_close(&[0x03, 0xE8, b'o', b'k']).unwrap(),
             Some((CloseCode::NORMAL, "ok".to_string()))
         );
+    }
+
+    #[test]
+    fn a_complete_frame_moves_aside_for_a_large_one_and_both_arrive_intact() {
+        // A small frame, then a large one whose header comes in the same
+        // read: the small one moves to `front` (the buffer had no room for
+        // the large one) and the large one fills a buffer of its own, in
+        // several reads, some before `next` runs and some after.
+        let cfg = Config::default();
+        let small = "smäll ".repeat(20);
+        let large: String = "lärge, wide text ✓ ".repeat(4_000);
+        let mut wire = frame(true, 1, K, small.as_bytes());
+        let cut_small = wire.len();
+        wire.extend(frame(true, 1, K, large.as_bytes()));
+        wire.extend(frame(true, 2, K, b"tail"));
+        for (first, second) in [(cut_small + 30, 40_000), (cut_small + 9, cut_small + 11)] {
+            let mut r = Reader::new(true);
+            r.set_framing();
+            // Only the small frame first, so the buffer is sized for it.
+            r.extend(&wire[..cut_small], 0, usize::MAX);
+            r.extend(&wire[cut_small..first], 0, usize::MAX);
+            r.extend(&wire[first..second], 0, usize::MAX);
+            let mut got = drain(&mut r, &cfg).unwrap();
+            r.extend(&wire[second..second + 5], 0, usize::MAX);
+            got.extend(drain(&mut r, &cfg).unwrap());
+            r.extend(&wire[second + 5..], 0, usize::MAX);
+            got.extend(drain(&mut r, &cfg).unwrap());
+            assert_eq!(
+                got,
+                vec![
+                    Incoming::Message(Message::Text(small.as_str().into())),
+                    Incoming::Message(Message::Text(large.as_str().into())),
+                    Incoming::Message(Message::Binary(Bytes::from_static(b"tail"))),
+                ],
+                "cut at {first}, {second}"
+            );
+            assert!(r.is_idle());
+        }
     }
 }
