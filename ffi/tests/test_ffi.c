@@ -547,7 +547,7 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/ws", root);
     want_vectors(run_vector_dir(dir, "ws vector", run_vector), 20, dir);
     snprintf(dir, sizeof dir, "%s/session", root);
-    want_vectors(run_vector_dir(dir, "session vector", run_session_vector), 6, dir);
+    want_vectors(run_vector_dir(dir, "session vector", run_session_vector), 9, dir);
     run_api_tests();
     run_session_tests();
     run_hub_tests();
