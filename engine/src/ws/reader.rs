@@ -31,6 +31,40 @@ fn frame_room(rest: usize, n: usize) -> usize {
     rest.min(FRAME_ROOM_AHEAD + 64).max(n)
 }
 
+/// Unmasks and UTF-8-checks `f`'s payload bytes from where it stopped to the
+/// end of `bytes` (the payload received so far, from its first byte).
+#[inline(always)]
+fn advance_frame(f: &mut InFrame, utf8: &mut Utf8Validator, bytes: &mut [u8]) -> Result<(), Error> {
+    let avail = bytes.len();
+    if let Some(key) = f.header.mask {
+        if avail > f.unmasked {
+            apply_mask(&mut bytes[f.unmasked..avail], key, f.unmasked);
+            f.unmasked = avail;
+        }
+    }
+    if f.text && avail > f.done {
+        utf8.feed(&bytes[f.done..avail])
+            .map_err(|_| Error::InvalidUtf8)?;
+    }
+    f.done = avail;
+    Ok(())
+}
+
+/// Takes the whole frame that `extend` moved to `front`, unmasked and
+/// checked by [`advance_frame`] (empty if there is none).
+#[cold]
+#[inline(never)]
+fn finish_front(
+    f: &mut InFrame,
+    utf8: &mut Utf8Validator,
+    front: &mut Option<BytesMut>,
+) -> Result<BytesMut, Error> {
+    let mut payload = front.take().unwrap_or_default();
+    debug_assert_eq!(payload.len(), f.len(), "front holds exactly one frame");
+    advance_frame(f, utf8, &mut payload)?;
+    Ok(payload)
+}
+
 /// One complete unit the connection acts on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
@@ -373,38 +407,24 @@ impl Reader {
             let Some(f) = self.frame.as_mut() else {
                 continue;
             };
-            // The frame's payload: in `front` if it was moved aside.
-            let from_front = self.front.is_some();
-            let b = match self.front.as_mut() {
-                Some(b) => b,
-                None => &mut self.buf,
+            let payload = if self.front.is_some() {
+                // Moved aside whole by `extend` (rare).
+                finish_front(f, &mut self.utf8, &mut self.front)?
+            } else {
+                let avail = self.buf.len().min(f.len());
+                if avail > f.done {
+                    advance_frame(f, &mut self.utf8, &mut self.buf[..avail])?;
+                }
+                if f.done < f.len() {
+                    return Ok(None);
+                }
+                let payload = self.buf.split_to(f.len());
+                if let Some((at, _)) = self.ahead.as_mut() {
+                    *at -= f.len();
+                }
+                payload
             };
-            let avail = b.len().min(f.len());
-            if avail > f.done {
-                if let Some(key) = f.header.mask {
-                    if avail > f.unmasked {
-                        apply_mask(&mut b[f.unmasked..avail], key, f.unmasked);
-                        f.unmasked = avail;
-                    }
-                }
-                if f.text {
-                    self.utf8
-                        .feed(&b[f.done..avail])
-                        .map_err(|_| Error::InvalidUtf8)?;
-                }
-                f.done = avail;
-            }
-            if f.done < f.len() {
-                return Ok(None);
-            }
             let (header, compressed) = (f.header, f.compressed);
-            let payload = b.split_to(f.len());
-            if from_front {
-                debug_assert!(b.is_empty(), "front holds exactly one frame");
-                self.front = None;
-            } else if let Some((at, _)) = self.ahead.as_mut() {
-                *at -= f.len();
-            }
             self.frame = None;
             let unit = if compressed {
                 self.complete_compressed(header, &payload, cfg)?

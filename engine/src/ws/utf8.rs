@@ -55,8 +55,19 @@ impl Utf8Validator {
 
     /// Validates the next piece of the message. Fails as soon as the bytes
     /// seen so far cannot be the prefix of valid UTF-8.
-    #[inline]
-    pub fn feed(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
+    #[inline(always)]
+    pub fn feed(&mut self, input: &[u8]) -> Result<(), InvalidUtf8> {
+        // Short ASCII with nothing pending (most chat messages and JSON
+        // envelopes) is done here, inline in the caller's loop.
+        if self.pending_len == 0 && input.len() <= SHORT && input.is_ascii() {
+            return Ok(());
+        }
+        self.feed_any(input)
+    }
+
+    /// [`Utf8Validator::feed`] for everything but short ASCII.
+    #[inline(never)]
+    fn feed_any(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
         if self.pending_len > 0 {
             let have = self.pending_len as usize;
             let need = sequence_len(self.pending[0]);
