@@ -1749,7 +1749,9 @@ export class EvsockClient {
   }
 
   /** Reliable send: delivered exactly once, in order, across reconnects
-   * within the resume window; queued while offline. Returns its id. */
+   * within the resume window; queued while offline. While the session
+   * handshakes it throws an EvsockError (code buffer_full) once the resume
+   * buffer is full. Returns its id. */
   sendReliable(name, data) {
     const encoded = this.codec.encodeValue(data);
     try {

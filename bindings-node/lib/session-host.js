@@ -142,7 +142,9 @@ class SessionPeer extends EventEmitter {
 
   /**
    * Sends a reliable event: delivered once and in order while the session
-   * lives, across reconnects. Accepted while disconnected. Returns its id.
+   * lives, across reconnects. Accepted while disconnected; while the session
+   * handshakes it throws (code `buffer_full`) once the resume buffer is full.
+   * Returns its id.
    */
   sendReliable(name, data) {
     const id = this._session.sendReliable(name, this._encode(data, 'sendReliable'), now())

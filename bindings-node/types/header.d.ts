@@ -322,7 +322,8 @@ export declare class SessionPeer extends EventEmitter {
   readonly session: Session
   /** Fire-and-forget; throws (code `not_connected`) unless connected. */
   send(name: string, data?: unknown): void
-  /** Delivered once and in order across reconnects; returns its id. */
+  /** Delivered once and in order across reconnects; returns its id. While the
+   * session handshakes it throws (code `buffer_full`) once the resume buffer is full. */
   sendReliable(name: string, data?: unknown): number
   /** Resolves with the reply's data; rejects with a RequestError. */
   request(name: string, data?: unknown, options?: RequestOptions): Promise<unknown>

@@ -877,8 +877,9 @@ impl PySession {
     }
 
     /// Sends a reliable event: numbered, acknowledged, retransmitted after a
-    /// reconnect, delivered once and in order. Accepted while disconnected.
-    /// Returns its id.
+    /// reconnect, delivered once and in order. Accepted while disconnected;
+    /// while the session handshakes, refused (`buffer_full`) once the resume
+    /// buffer is full. Returns its id.
     #[pyo3(signature = (event, data=None, *, raw=false, now=None))]
     fn send_reliable(
         &mut self,

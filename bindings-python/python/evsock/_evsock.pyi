@@ -615,7 +615,9 @@ class Session:
         self, event: str, data: Any = None, *, raw: bool = False, now: _Millis | None = None
     ) -> int:
         """Sends a reliable event (numbered, acknowledged, retransmitted after
-        a reconnect, delivered once and in order) and returns its id."""
+        a reconnect, delivered once and in order) and returns its id. While
+        the session handshakes it raises SessionError (code ``buffer_full``)
+        once the resume buffer is full."""
     def request(
         self,
         event: str,
