@@ -616,7 +616,7 @@ class Session:
     ) -> int:
         """Sends a reliable event (numbered, acknowledged, retransmitted after
         a reconnect, delivered once and in order) and returns its id. While
-        the session handshakes it raises SessionError (code ``buffer_full``)
+        the session handshakes it raises SessionError (kind ``buffer_full``)
         once the resume buffer is full."""
     def request(
         self,
