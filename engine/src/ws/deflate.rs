@@ -567,6 +567,23 @@ impl Inflater {
         Ok(d)
     }
 
+    /// A final block ended the DEFLATE stream inside a message whose output
+    /// so far is `out`: what follows is a new stream, but on the same LZ77
+    /// sliding window (RFC 7692 7.2.2 resets the window only between
+    /// messages, and only without context takeover). With context takeover
+    /// the kept history already ends with `out`; without it, `out` is the
+    /// window.
+    fn restart_within(&mut self, out: &[u8]) -> Result<(), Error> {
+        let mut d = self.fresh_state()?;
+        if self.no_context && !out.is_empty() {
+            let start = out.len().saturating_sub(self.window());
+            d.set_dictionary(&out[start..])
+                .map_err(|_| Error::Compression)?;
+        }
+        self.state = Some(d);
+        Ok(())
+    }
+
     /// Inflates `input` (part of one compressed message) onto `out`,
     /// failing once `out` would exceed `limit` bytes.
     pub fn inflate(
@@ -605,9 +622,8 @@ impl Inflater {
             self.took(out, start, limit, utf8.as_deref_mut())?;
             if status == Status::StreamEnd {
                 // A final block (RFC 7692 7.2.3.3): what follows is a new
-                // stream, and with context takeover it may still refer
-                // back into the window.
-                self.state = Some(self.fresh_state()?);
+                // stream on the same sliding window.
+                self.restart_within(out)?;
             }
             if pos == input.len() && produced < chunk {
                 return Ok(());
@@ -723,7 +739,7 @@ impl Inflater {
         out.extend_from_slice(&sink[..produced]);
         self.took(out, start, limit, utf8.as_deref_mut())?;
         if status == Status::StreamEnd {
-            self.state = Some(self.fresh_state()?);
+            self.restart_within(out)?;
         }
         self.inflate(&TAIL[consumed..], out, limit, utf8)?;
         match self.state.as_mut().map(at_block_boundary) {
@@ -1282,6 +1298,24 @@ mod tests {
             true,
             &[HELLO_FINAL.to_vec(), HELLO.to_vec(), HELLO_FINAL.to_vec()],
             &[Ok(b"Hello"), Ok(b"Hello"), Ok(b"Hello")],
+        );
+        // A final block inside a message: the stream after it is on the
+        // same window, so it may refer back into the message's own first
+        // part, with or without context takeover (which resets the window
+        // only between messages; fuzz regression deflate-6). The next
+        // message then starts with an empty window again.
+        let inside = [&HELLO_FINAL[..7], HELLO_AGAIN].concat();
+        for no_context in [false, true] {
+            expect(
+                no_context,
+                &[inside.clone(), HELLO.to_vec()],
+                &[Ok(b"HelloHello"), Ok(b"Hello")],
+            );
+        }
+        expect(
+            true,
+            &[inside.clone(), HELLO_AGAIN.to_vec()],
+            &[Ok(b"HelloHello"), Err(Error::Compression)],
         );
         // A zlib sender finishing every message, with many messages and
         // references back across them (and past one window).
