@@ -114,6 +114,17 @@ fn text(b: &Bytes) -> &str {
     std::str::from_utf8(b).unwrap()
 }
 
+/// The ids of the reliable messages among `events`, in order.
+fn reliable_ids(events: &[SessionEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Message { id, .. } => *id,
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn handshake_bytes_are_exact() {
     let p = Pair::new(cfg(), cfg());
@@ -403,14 +414,7 @@ fn evicted_messages_are_reported_as_a_gap() {
         panic!("{:?}", p.c_events)
     };
     assert_eq!(from, 1);
-    let got: Vec<u64> = p
-        .c_events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::Message { id, .. } => *id,
-            _ => None,
-        })
-        .collect();
+    let got = reliable_ids(&p.c_events);
     assert_eq!(got.first(), Some(&(to + 1)));
     assert_eq!(*got.last().unwrap(), 20);
     assert!(got.windows(2).all(|w| w[1] == w[0] + 1));
@@ -633,16 +637,7 @@ fn a_tiny_message_limit_still_lets_the_protocol_resume() {
         "{:?}",
         p.c_events
     );
-    assert_eq!(
-        p.c_events
-            .iter()
-            .filter_map(|e| match e {
-                SessionEvent::Message { id, .. } => *id,
-                _ => None,
-            })
-            .last(),
-        Some(20)
-    );
+    assert_eq!(reliable_ids(&p.c_events).last(), Some(&20));
 }
 
 #[test]
@@ -689,13 +684,6 @@ fn a_handshaking_client_refuses_reliable_sends_past_its_resume_buffer() {
     p.c.send_reliable(p.now, "feed/item", Bytes::from_static(b"6"))
         .unwrap();
     p.pump();
-    let got: Vec<u64> = p
-        .s_events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::Message { id, .. } => *id,
-            _ => None,
-        })
-        .collect();
+    let got = reliable_ids(&p.s_events);
     assert_eq!(got, (1..=accepted + 1).collect::<Vec<u64>>());
 }
