@@ -209,6 +209,93 @@ fn bursts_over_one_chunk_allocate_nothing_per_burst() {
     assert_eq!(live() - live0, 0);
 }
 
+/// A masked binary frame of `len` bytes (mask key 0), any length.
+fn binary_frame(len: usize) -> Vec<u8> {
+    let mut f = vec![0x82];
+    match len {
+        0..=125 => f.push(0x80 | len as u8),
+        126..=0xFFFF => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0; 4]);
+    f.extend((0..len).map(|i| (i % 251) as u8));
+    f
+}
+
+/// Receives `wire` at `now` through `read_from` in reads of at most 64 KiB
+/// (the messages are checked and dropped); returns how many arrived.
+fn receive_in_place(c: &mut Connection, now: u64, wire: &[u8], len: usize) -> usize {
+    let mut rest = wire;
+    let mut n = 0;
+    while !rest.is_empty() {
+        let mut piece = &rest[..rest.len().min(64 << 10)];
+        let k = c.read_from(now, &mut piece).expect("reading a slice");
+        assert!(k > 0);
+        rest = &rest[k..];
+        while let Some(e) = c.poll_event() {
+            match e {
+                Event::Message(m) => {
+                    assert_eq!(m.len(), len);
+                    n += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    n
+}
+
+/// Large messages received straight into the connection's buffer: once
+/// busy, the connection takes back the same buffer for every message (the
+/// application dropped the last one), so nothing is allocated or zeroed
+/// per message; quiet, it lets the buffer go.
+#[test]
+fn busy_in_place_receiver_allocates_nothing_per_large_message() {
+    let cfg = Arc::new(Config::default());
+    let mut c = open_server(&cfg);
+    let len = 64 << 10;
+    let wire = binary_frame(len);
+    for t in 1..=20 {
+        assert_eq!(receive_in_place(&mut c, t, &wire, len), 1);
+    }
+    let (calls0, live0) = (calls(), live());
+    for t in 21..=120 {
+        assert_eq!(receive_in_place(&mut c, t, &wire, len), 1);
+    }
+    assert_eq!(
+        calls() - calls0,
+        0,
+        "allocations in 100 busy large messages"
+    );
+    assert_eq!(live() - live0, 0);
+    c.handle_timeout(5_000);
+    assert!(
+        live() < live0 - (60 << 10),
+        "quiet connection still holds its buffer"
+    );
+}
+
+/// Small messages received in place by a connection that is not busy:
+/// idle afterwards, it holds no heap at all.
+#[test]
+fn idle_after_receiving_in_place_keeps_no_heap() {
+    let cfg = Arc::new(Config::default());
+    let wire = frame(&[b'y'; 100]);
+    let before = live();
+    let mut c = open_server(&cfg);
+    let mut piece = &wire[..];
+    assert_eq!(c.read_from(5, &mut piece).unwrap(), wire.len());
+    assert!(matches!(c.poll_event(), Some(Event::Message(_))));
+    assert!(c.poll_event().is_none());
+    assert_eq!(live() - before, 0, "idle after an in-place message");
+}
+
 /// Hands every `Send` of `from` to `to`; returns the events of `from`.
 fn pump(now: u64, from: &mut Session, to: &mut Session) -> Vec<SessionEvent> {
     let mut ev = Vec::new();

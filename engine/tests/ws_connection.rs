@@ -705,3 +705,141 @@ fn text_continuations_are_checked_like_their_first_fragment() {
     c.send_fragment(OpCode::Continuation, &[0xC3], true)
         .unwrap();
 }
+
+/// Feeds `bytes` to `c` through `read_from` (straight into its buffer), in
+/// reads of at most `chunk` bytes.
+fn feed_in_place(c: &mut Connection, now: u64, bytes: &[u8], chunk: usize) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let mut piece = &rest[..chunk.min(rest.len())];
+        let n = c.read_from(now, &mut piece).expect("reading a slice");
+        if n == 0 {
+            return; // closed: the rest is not read
+        }
+        rest = &rest[n..];
+    }
+}
+
+/// One whole conversation, each side receiving either with `handle_input`
+/// or in place, in reads of `chunk` bytes: the events of both sides.
+fn converse(in_place: bool, chunk: usize) -> (Vec<Event>, Vec<Event>) {
+    let cfg = Config {
+        deflate: None,
+        ..Config::without_timers()
+    };
+    let mut s = Connection::server(cfg.clone(), 0);
+    let mut c = client(cfg, 7);
+    let (mut se, mut ce) = (Vec::new(), Vec::new());
+    let big_text: String = "wide ✓ text, ".repeat(6_000);
+    let big_binary: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let mut step = 0;
+    loop {
+        let (to_s, evc) = drain(&mut c);
+        ce.extend(evc);
+        let (to_c, evs) = drain(&mut s);
+        for e in evs {
+            if let Event::Request(_) = e {
+                s.accept(Accept::default()).unwrap();
+            }
+            se.push(e);
+        }
+        if to_s.is_empty() && to_c.is_empty() && s.buffered_amount() == 0 {
+            // Quiet: the client says the next thing.
+            step += 1;
+            match step {
+                1 => c.send_text("hi").unwrap(),
+                2 => c.send_text(&big_text).unwrap(),
+                3 => c.send_binary(big_binary.clone()).unwrap(),
+                4 => {
+                    c.send_fragment(OpCode::Text, b"frag", false).unwrap();
+                    c.ping(b"p").unwrap();
+                    c.send_fragment(OpCode::Continuation, b"ments", true)
+                        .unwrap();
+                }
+                5 => c.close(CloseCode::NORMAL, "done").unwrap(),
+                _ => break,
+            }
+            continue;
+        }
+        for (to, bytes) in [(&mut s, to_s), (&mut c, to_c)] {
+            if in_place {
+                feed_in_place(to, 0, &bytes, chunk);
+            } else {
+                for piece in bytes.chunks(chunk) {
+                    to.handle_input(0, piece);
+                }
+            }
+        }
+    }
+    (se, ce)
+}
+
+#[test]
+fn receiving_in_place_sees_the_same_conversation() {
+    for chunk in [1, 5, 1500, 64 << 10, usize::MAX] {
+        let (se, ce) = converse(false, chunk);
+        assert!(se.len() >= 7, "{se:?}");
+        assert!(
+            matches!(se.last(), Some(Event::Closed(x)) if x.clean),
+            "{se:?}"
+        );
+        assert_eq!(converse(true, chunk), (se, ce), "reads of {chunk}");
+    }
+}
+
+#[test]
+fn read_from_reports_end_of_stream_and_stops_when_closed() {
+    let (mut s, _c) = open_pair(Config::without_timers());
+    // End of stream: Ok(0), and the connection was told.
+    assert_eq!(s.read_from(1, &mut &b""[..]).unwrap(), 0);
+    match events(&mut s).as_slice() {
+        [Event::Closed(x)] => assert_eq!(x.error, Some(Error::UnexpectedEof)),
+        other => panic!("{other:?}"),
+    }
+    // Closed: nothing is read, and the room is empty.
+    let mut src = &b"\x81\x00"[..];
+    assert_eq!(s.read_from(2, &mut src).unwrap(), 0);
+    assert_eq!(src.len(), 2, "a closed connection read from its source");
+    assert!(s.input_buffer().is_empty());
+}
+
+#[test]
+fn read_from_passes_errors_through_and_takes_nothing() {
+    struct WouldBlock;
+    impl std::io::Read for WouldBlock {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(0x81); // scribbles, then fails: none of it counts
+            Err(std::io::ErrorKind::WouldBlock.into())
+        }
+    }
+    let (mut s, mut c) = open_pair(Config::without_timers());
+    let err = s.read_from(1, &mut WouldBlock).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    assert!(events(&mut s).is_empty());
+    // The connection goes on as if the read never happened.
+    c.send_text("after").unwrap();
+    let bytes = drain_bytes(&mut c);
+    feed_in_place(&mut s, 2, &bytes, usize::MAX);
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Text("after".into()))]
+    );
+}
+
+#[test]
+fn commit_input_is_cut_to_the_room_and_needs_one() {
+    let (mut s, mut c) = open_pair(Config::without_timers());
+    // No room handed out: nothing is taken.
+    s.commit_input(1, 100);
+    assert!(events(&mut s).is_empty());
+    c.send_text("x").unwrap();
+    let bytes = drain_bytes(&mut c);
+    let room = s.input_buffer();
+    assert!(room.len() >= bytes.len());
+    room[..bytes.len()].copy_from_slice(&bytes);
+    s.commit_input(1, bytes.len());
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::Text("x".into()))]
+    );
+}

@@ -70,9 +70,13 @@ pub struct Config {
     pub subprotocols: Vec<String>,
     /// Server: which Origin headers are accepted (403 otherwise).
     pub origin_policy: OriginPolicy,
-    /// Bytes of read and write buffer kept between messages. Larger values
-    /// avoid an allocation per read; smaller ones make idle connections
-    /// cheaper. Default 4 KiB.
+    /// Bytes of read and write buffer a busy connection keeps between
+    /// messages. Larger values avoid an allocation per read; smaller ones
+    /// make busy connections cheaper (quiet ones keep nothing either way).
+    /// A busy connection receiving in place
+    /// ([`Connection::input_buffer`](crate::ws::Connection::input_buffer))
+    /// also keeps the buffer its reads were sized for, up to 64 KiB, so
+    /// that large messages do not allocate one each. Default 4 KiB.
     pub buffer_retain: usize,
     /// permessage-deflate (RFC 7692): `Some` to offer (client) or accept
     /// (server) it, `None` to turn it off. On by default, since browsers

@@ -178,11 +178,22 @@ struct Io {
 /// message is actually compressed. The reader, writer and event queue live
 /// in another box, built on the first input or output and dropped (with
 /// the read and write buffers) as soon as everything is drained, unless
-/// the connection is busy ([`BUSY_STREAK`] inputs in a row, each within
+/// the connection is busy (`BUSY_STREAK` inputs in a row, each within
 /// [`BUSY_GAP_MS`] of the previous one): busy connections keep it and up
-/// to [`Config::buffer_retain`] bytes of buffer so that steady traffic
-/// does not allocate per message, until a timer (or
+/// to [`Config::buffer_retain`] bytes of buffer (or, receiving in place,
+/// the read buffer sized for their reads, at most 64 KiB) so that steady
+/// traffic does not allocate per message, until a timer (or
 /// [`Connection::shrink_idle`]) finds them quiet for [`BUSY_GAP_MS`].
+///
+/// # Receiving
+///
+/// Two ways, which may be mixed between reads: [`Connection::handle_input`]
+/// takes bytes the host already holds (and copies them, unmasking as it
+/// goes); [`Connection::input_buffer`] and [`Connection::commit_input`] (or
+/// [`Connection::read_from`] with a [`std::io::Read`]) let the host read
+/// straight into the connection's buffer, so the bytes cross memory once
+/// on their way to the application: the faster way for a host reading a
+/// socket, worth most for large messages.
 pub struct Connection {
     cfg: Arc<Config>,
     /// Reader, writer and event queue: boxed, and dropped whenever they
@@ -427,6 +438,86 @@ impl Connection {
         let retain = self.retain();
         let max_frame = self.cfg.max_frame_size;
         self.io().reader.extend(data, retain, max_frame);
+        self.after_input(now);
+    }
+
+    /// Room to receive into, straight into the connection's read buffer:
+    /// read from the transport into it, then call
+    /// [`Connection::commit_input`] with the number of bytes read, before
+    /// anything else (any other call on the connection may take the room
+    /// back). Bytes received this way are unmasked where they land and
+    /// handed to the application without another copy, where
+    /// [`Connection::handle_input`] copies them from the host's buffer;
+    /// [`Connection::read_from`] does both steps with a [`std::io::Read`].
+    ///
+    /// The room is sized for what is arriving: the rest of a large frame
+    /// whose header came (so reads stop at its end and it lands in one
+    /// buffer), otherwise a size that grows while reads fill it (from
+    /// 4 KiB up to 64 KiB) and remembers the last large frame. Read as much
+    /// of it as the transport has; the slice is never empty while the
+    /// connection is open, and empty once it is closed (stop reading).
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        if matches!(self.phase, Phase::Closed) {
+            return &mut [];
+        }
+        let retain = self.retain();
+        self.io().reader.room(retain)
+    }
+
+    /// Takes the first `n` bytes of the room [`Connection::input_buffer`]
+    /// handed out as received at time `now` (the count a transport read
+    /// returned; more than the room's length cannot have been written and
+    /// is cut to it). An `n` of 0 is no input; end of stream is
+    /// [`Connection::handle_eof`].
+    pub fn commit_input(&mut self, now: u64, n: usize) {
+        self.now = now;
+        let n = match self.io.as_deref_mut() {
+            Some(io) => io.reader.commit(n),
+            None => 0,
+        };
+        if n == 0 || matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        self.touch();
+        self.after_input(now);
+    }
+
+    /// Reads once from `src` straight into the connection's read buffer
+    /// ([`Connection::input_buffer`], then [`Connection::commit_input`]).
+    ///
+    /// Returns the bytes read. `Ok(0)` is end of stream, and the
+    /// connection has been told (as by [`Connection::handle_eof`]); it is
+    /// also what a closed connection returns, without reading. Errors from
+    /// `src` (`WouldBlock` included) come back as they are, and nothing is
+    /// taken.
+    pub fn read_from<R: std::io::Read + ?Sized>(
+        &mut self,
+        now: u64,
+        src: &mut R,
+    ) -> std::io::Result<usize> {
+        if matches!(self.phase, Phase::Closed) {
+            return Ok(0);
+        }
+        match src.read(self.input_buffer()) {
+            Ok(0) => {
+                self.commit_input(now, 0);
+                self.handle_eof(now);
+                Ok(0)
+            }
+            Ok(n) => {
+                self.commit_input(now, n);
+                Ok(n)
+            }
+            Err(e) => {
+                self.commit_input(now, 0);
+                Err(e)
+            }
+        }
+    }
+
+    /// What follows new input, however it arrived.
+    #[inline]
+    fn after_input(&mut self, now: u64) {
         if matches!(self.phase, Phase::Open) {
             self.idle_at = at(now, self.cfg.idle_timeout_ms);
         }

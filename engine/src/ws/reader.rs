@@ -24,6 +24,19 @@ use super::utf8::Utf8Validator;
 /// arrive, so a header claiming a huge frame costs no more than this.
 const FRAME_ROOM_AHEAD: usize = 64 << 10;
 
+/// Least room [`Reader::room`] offers when no frame is in progress; the
+/// room doubles while reads fill it, up to [`ROOM_MAX`], and halves while
+/// they leave three quarters of it empty.
+const ROOM_MIN: usize = 4 << 10;
+
+/// Most room [`Reader::room`] offers when no frame is in progress: one
+/// frame of [`FRAME_ROOM_AHEAD`] with the largest header.
+const ROOM_MAX: usize = FRAME_ROOM_AHEAD + 14;
+
+/// Frames at least this large are received into room that ends where they
+/// end (see [`Reader::room`]).
+const BIG_FRAME: usize = 16 << 10;
+
 /// Room to reserve for a frame with `rest` payload bytes still to come,
 /// `n` of which are in hand.
 #[inline]
@@ -133,6 +146,20 @@ pub struct Reader {
     /// frame: it moves here and the next frame starts a buffer of its own,
     /// instead of regrowing `buf` (which would copy it).
     front: Option<BytesMut>,
+    /// Every byte of `buf`'s spare capacity is initialized: `make_room`
+    /// built the allocation and only this reader wrote to it since (see
+    /// [`Reader::room`]).
+    spare_init: bool,
+    /// Bytes of room [`Reader::room`] handed out and [`Reader::commit`] may
+    /// still take (0 once taken, or once anything else touched `buf`).
+    offered: usize,
+    /// The room offered ends where the frame in progress ends.
+    offered_exact: bool,
+    /// Room offered when no frame is in progress (adapts to the reads).
+    room_size: usize,
+    /// Size of the allocation `make_room` built for `buf` (meaningful while
+    /// `spare_init` holds).
+    alloc: usize,
 }
 
 impl Reader {
@@ -149,6 +176,11 @@ impl Reader {
             framing: false,
             ahead: None,
             front: None,
+            spare_init: false,
+            offered: 0,
+            offered_exact: false,
+            room_size: ROOM_MIN,
+            alloc: 0,
         }
     }
 
@@ -176,6 +208,9 @@ impl Reader {
     /// `FRAME_ROOM_AHEAD`).
     #[inline]
     pub fn extend(&mut self, data: &[u8], retain: usize, max_frame: usize) {
+        // `reserve` may move `buf` to memory this reader never wrote.
+        self.spare_init = false;
+        self.offered = 0;
         if self.buf.capacity() == 0 {
             self.buf.reserve(data.len().max(retain));
         }
@@ -240,6 +275,124 @@ impl Reader {
         }
     }
 
+    /// Room for the host to receive into, straight after the buffered
+    /// bytes; [`Reader::commit`] then takes the bytes written to its start.
+    /// Payload received this way is unmasked in place, so the bytes go
+    /// through memory once on their way in (with [`Reader::extend`] the
+    /// host's own buffer is a second pass).
+    ///
+    /// How much room: for a frame of at least `BIG_FRAME` (16 KiB) whose
+    /// header is in hand, the rest of that frame and no more (up to
+    /// `FRAME_ROOM_AHEAD`, or as much as is buffered if that is more), so
+    /// that a read never carries the next frame's first bytes in behind it
+    /// and every large frame starts at the front of a buffer that has room
+    /// for all of it. Otherwise at least `retain` and an adaptive size
+    /// (4 KiB to 64 KiB, see `ROOM_MIN`) that remembers the last large
+    /// frame, so that a
+    /// stream of large frames gets each one's header and body in one read
+    /// and its tail in a second, with no copy.
+    ///
+    /// The room is initialized memory: this reader allocates its buffers
+    /// zeroed (only the part beyond what it copies in) and, while the
+    /// application drops the messages it was handed, reclaims the same
+    /// allocation for the next frame instead of allocating again.
+    pub fn room(&mut self, retain: usize) -> &mut [u8] {
+        let len = self.buf.len();
+        // The frame in progress: its whole size, and the payload bytes of
+        // it already buffered.
+        let current = match &self.frame {
+            Some(f) if self.front.is_none() => Some((f.len(), len)),
+            Some(_) => None,
+            // Not decoded yet (the host did not poll since the last read):
+            // look at the header, unchecked, so only for sizing, bounded
+            // below by what is buffered.
+            None if self.framing && len > 0 => match FrameHeader::decode(&self.buf) {
+                Ok(Some((h, hn))) => usize::try_from(h.len)
+                    .ok()
+                    .and_then(|l| l.checked_add(hn))
+                    .map(|whole| (whole, len)),
+                _ => None,
+            },
+            None => None,
+        };
+        let exact = match current {
+            Some((whole, have)) if whole >= BIG_FRAME && have < whole => {
+                // Remember the size for the frames that follow.
+                self.room_size = self.room_size.max((whole + 14).min(ROOM_MAX));
+                Some((whole - have).min(FRAME_ROOM_AHEAD.max(have)))
+            }
+            _ => None,
+        };
+        let want = exact.unwrap_or_else(|| self.room_size.max(retain));
+        if !self.spare_init || self.buf.capacity() - len < want {
+            self.make_room(want);
+        }
+        let spare = self.buf.spare_capacity_mut();
+        let n = exact.unwrap_or(spare.len());
+        self.offered = n;
+        self.offered_exact = exact.is_some();
+        let spare = &mut spare[..n];
+        // SAFETY: `spare_init` holds (checked, or established by
+        // `make_room` just above): `make_room` built `buf`'s allocation with
+        // every byte past the copied data zeroed, and only this reader has
+        // written to it since; every path that could give `buf` another
+        // allocation (`extend`'s reserves, `release`, `clear`) clears
+        // `spare_init`, and `next`'s `advance`/`split_to` only take bytes
+        // off the front, which leaves the spare capacity where it was. So
+        // all `n` bytes are initialized; `MaybeUninit<u8>` has the layout of
+        // `u8`, and the result borrows `self` mutably, as `spare` did.
+        unsafe { &mut *(spare as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) }
+    }
+
+    /// Makes `buf`'s spare capacity at least `want` bytes, all initialized.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, want: usize) {
+        // Reclaiming moves the buffered bytes to the front of the same
+        // allocation (the application dropped what it was handed): no new
+        // memory, so what was initialized stays so.
+        if self.spare_init && self.buf.try_reclaim(want) {
+            return;
+        }
+        // `reserve` grows the allocation in place when it can (`realloc`,
+        // which for large buffers remaps instead of copying), moves the
+        // bytes to the front of it, or copies them to a new one; either way
+        // the spare capacity is then zeroed whole, which covers every case.
+        self.buf.reserve(want);
+        self.buf
+            .spare_capacity_mut()
+            .fill(std::mem::MaybeUninit::new(0));
+        self.alloc = self.buf.capacity();
+        self.spare_init = true;
+    }
+
+    /// Takes the first `n` bytes of the room [`Reader::room`] handed out
+    /// as received (at most the room's length: more cannot have been
+    /// written). Returns how many were taken; none if anything else used
+    /// the buffer since the room was handed out.
+    pub fn commit(&mut self, n: usize) -> usize {
+        let n = n.min(self.offered);
+        self.offered = 0;
+        if n == 0 {
+            return 0;
+        }
+        debug_assert!(self.spare_init, "room is offered only when initialized");
+        // SAFETY: `room` handed out at least `n` bytes of spare capacity,
+        // all initialized, and nothing has given `buf` another allocation
+        // since (the paths that could also clear `offered`, which is not
+        // 0): the `n` bytes after the buffered ones are initialized, and
+        // hold what the host received.
+        unsafe { self.buf.set_len(self.buf.len() + n) };
+        if !self.offered_exact {
+            if n >= self.room_size {
+                self.room_size = (self.room_size * 2).min(ROOM_MAX);
+            } else if n < self.room_size / 4 {
+                self.room_size = (self.room_size / 2).max(ROOM_MIN);
+            }
+        }
+        n
+    }
+
     /// Bytes received but not yet turned into frames.
     pub fn buffered(&self) -> &[u8] {
         &self.buf
@@ -260,9 +413,16 @@ impl Reader {
     pub fn release(&mut self, retain: usize) {
         // An empty buffer with no capacity left may still hold on to the
         // allocation its last message was split from: let that go too.
+        // Room handed out and not yet committed stays.
+        // A busy connection receiving in place keeps the allocation its
+        // room was sized for, even while the messages split from it are
+        // alive: once the application drops them, `room` takes it back
+        // without allocating (and without zeroing it again).
         let cap = self.buf.capacity();
-        if self.buf.is_empty() && (cap > retain || cap == 0) {
+        let keep = retain > 0 && self.spare_init && self.alloc <= retain.max(self.room_size);
+        if self.buf.is_empty() && self.offered == 0 && !keep && (cap > retain || cap == 0) {
             self.buf = BytesMut::new();
+            self.spare_init = false;
         }
     }
 
@@ -277,6 +437,7 @@ impl Reader {
             && self.msg.is_none()
             && self.inflater.is_none()
             && self.ahead.is_none()
+            && self.offered == 0
     }
 
     /// The handshake is over: the bytes that follow are frames (lets
@@ -288,6 +449,8 @@ impl Reader {
     /// Frees everything (the connection is closed).
     pub fn clear(&mut self) {
         self.buf = BytesMut::new();
+        self.spare_init = false;
+        self.offered = 0;
         self.frame = None;
         self.msg = None;
         self.ahead = None;
@@ -699,14 +862,16 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// However the bytes are cut into reads, and whether the reader is
-        /// polled between reads (so payload is unmasked while copied in)
-        /// or only at the end, the same messages come out.
+        /// However the bytes are cut into reads, and whether each read is
+        /// copied in (`extend`, which unmasks while copying) or received
+        /// into the reader's room (`room`/`commit`, unmasked in place), the
+        /// same messages come out.
         #[test]
         fn any_read_split_gives_the_same_messages(
             sizes in proptest::collection::vec(0usize..3000, 1..6),
             cuts in proptest::collection::vec(1usize..700, 1..40),
             key in proptest::prelude::any::<[u8; 4]>(),
+            in_place in proptest::collection::vec(proptest::prelude::any::<bool>(), 1..8),
         ) {
             let cfg = Config::default();
             let mut wire = Vec::new();
@@ -729,12 +894,25 @@ mod tests {
             let mut r = Reader::new(true);
             let mut got = Vec::new();
             let mut at = 0;
-            for c in cuts.iter().cycle() {
+            for (i, c) in cuts.iter().cycle().enumerate() {
                 if at == wire.len() {
                     break;
                 }
-                let end = (at + c).min(wire.len());
-                r.extend(&wire[at..end], 0, usize::MAX);
+                let mut end = (at + c).min(wire.len());
+                if in_place.get(i % in_place.len()).copied().unwrap_or(false) {
+                    // Received into the reader's room: no more than it
+                    // offers, and bytes past what is committed are garbage
+                    // that must not show up.
+                    let room = r.room(0);
+                    proptest::prop_assert!(!room.is_empty());
+                    end = end.min(at + room.len());
+                    let k = end - at;
+                    room[..k].copy_from_slice(&wire[at..end]);
+                    room[k..].fill(0xEE);
+                    proptest::prop_assert_eq!(r.commit(k), k);
+                } else {
+                    r.extend(&wire[at..end], 0, usize::MAX);
+                }
                 got.extend(drain(&mut r, &cfg).unwrap());
                 at = end;
             }
@@ -861,5 +1039,162 @@ mod tests {
             );
             assert!(r.is_idle());
         }
+    }
+
+    /// Receives `wire` through `room`/`commit` in reads of at most `read`
+    /// bytes, draining after each and handing every unit to `seen` (which
+    /// drops it, as a host handling each message does); returns, per read,
+    /// the room's address and length and the bytes read.
+    fn receive_in_place(
+        r: &mut Reader,
+        cfg: &Config,
+        wire: &[u8],
+        read: usize,
+        retain: usize,
+        mut seen: impl FnMut(Incoming),
+    ) -> Vec<(usize, usize, usize)> {
+        let (mut reads, mut at) = (Vec::new(), 0);
+        while at < wire.len() {
+            let room = r.room(retain);
+            let k = room.len().min(read).min(wire.len() - at);
+            room[..k].copy_from_slice(&wire[at..at + k]);
+            reads.push((room.as_ptr() as usize, room.len(), k));
+            assert_eq!(r.commit(k), k);
+            at += k;
+            while let Some(unit) = r.next(cfg).unwrap() {
+                seen(unit);
+            }
+        }
+        reads
+    }
+
+    #[test]
+    fn large_frames_are_received_whole_into_one_reused_buffer() {
+        let cfg = Config::default();
+        let payload: Vec<u8> = (0..64 << 10).map(|i| (i * 7 % 251) as u8).collect();
+        let mut wire = Vec::new();
+        for _ in 0..6 {
+            wire.extend(frame(true, 2, K, &payload));
+        }
+        let mut r = Reader::new(true);
+        r.set_framing();
+        let want = Incoming::Message(Message::Binary(payload.clone().into()));
+        let mut count = 0;
+        let reads = receive_in_place(&mut r, &cfg, &wire, 64 << 10, 4 << 10, |m| {
+            assert_eq!(m, want);
+            count += 1;
+        });
+        assert_eq!(count, 6);
+        // After the first frame (which teaches the reader the size), each
+        // frame takes two reads: header and most of the payload, then
+        // exactly the rest, never the next frame's first bytes.
+        let frame_len = payload.len() + 14;
+        let steady = &reads[reads.len() - 8..];
+        for pair in steady.chunks(2) {
+            let ((a, room, n), (b, rest_room, rest)) = (pair[0], pair[1]);
+            assert!(
+                room >= frame_len,
+                "room {room} for a {frame_len}-byte frame"
+            );
+            assert_eq!(n, 64 << 10);
+            assert_eq!(
+                (b, rest),
+                (a + n, frame_len - n),
+                "the rest lands right behind"
+            );
+            assert_eq!(
+                rest_room,
+                frame_len - n,
+                "the room ends where the frame ends"
+            );
+        }
+        // The same allocation every time: the messages were dropped, so
+        // the reader reclaims it instead of allocating (and zeroing) again.
+        let starts: Vec<usize> = steady.iter().step_by(2).map(|x| x.0).collect();
+        assert!(starts.windows(2).all(|w| w[0] == w[1]), "{starts:x?}");
+    }
+
+    #[test]
+    fn a_kept_message_is_not_overwritten_by_the_next_read() {
+        let cfg = Config::default();
+        let a: Vec<u8> = vec![0x11; 40_000];
+        let b: Vec<u8> = vec![0x22; 40_000];
+        let mut wire = frame(true, 2, K, &a);
+        wire.extend(frame(true, 2, K, &b));
+        let mut r = Reader::new(true);
+        r.set_framing();
+        let mut kept = Vec::new();
+        let mut at = 0;
+        while at < wire.len() {
+            let room = r.room(1 << 20);
+            let k = room.len().min(wire.len() - at).min(10_000);
+            room[..k].copy_from_slice(&wire[at..at + k]);
+            r.commit(k);
+            at += k;
+            kept.extend(drain(&mut r, &cfg).unwrap());
+        }
+        assert_eq!(
+            kept,
+            vec![
+                Incoming::Message(Message::Binary(a.into())),
+                Incoming::Message(Message::Binary(b.into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn commit_takes_only_what_the_room_offered() {
+        let cfg = Config::default();
+        let mut r = Reader::new(true);
+        r.set_framing();
+        // Nothing offered: nothing taken.
+        assert_eq!(r.commit(10), 0);
+        let wire = frame(true, 2, K, b"hello");
+        let room = r.room(0);
+        let len = room.len();
+        room[..wire.len()].copy_from_slice(&wire);
+        // More than the room cannot have been written: cut to it (the
+        // rest of the room is zeros, not a frame, so it stays buffered).
+        assert_eq!(r.commit(usize::MAX), len);
+        assert_eq!(r.commit(1), 0, "one commit per room");
+        assert_eq!(
+            r.next(&cfg).unwrap(),
+            Some(Incoming::Message(Message::Binary(Bytes::from_static(
+                b"hello"
+            ))))
+        );
+        // Other input between `room` and `commit` takes the room back.
+        let mut r = Reader::new(true);
+        r.set_framing();
+        let room = r.room(0);
+        room[..wire.len()].copy_from_slice(&wire);
+        r.extend(&wire, 0, usize::MAX);
+        assert_eq!(r.commit(wire.len()), 0);
+        assert_eq!(drain(&mut r, &cfg).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn room_adapts_to_the_reads() {
+        let mut r = Reader::new(true);
+        r.set_framing();
+        assert_eq!(r.room(0).len(), ROOM_MIN);
+        // Reads that fill it double it, up to the most.
+        for _ in 0..8 {
+            let n = r.room(0).len();
+            let room = r.room(0);
+            room[..n].fill(0x82);
+            r.commit(n);
+            r.buf.clear();
+        }
+        assert_eq!(r.room_size, ROOM_MAX);
+        // Reads that use under a quarter halve it, down to the least.
+        for _ in 0..8 {
+            r.room(0);
+            r.commit(1);
+            r.buf.clear();
+        }
+        assert_eq!(r.room_size, ROOM_MIN);
+        // Busy connections get at least what they retain.
+        assert!(r.room(100_000).len() >= 100_000);
     }
 }
