@@ -55,3 +55,16 @@ pub fn describe(name: &str, data: &[u8]) -> Option<String> {
         _ => None,
     }
 }
+
+/// Hands `bytes` to `conn` the way a host reading straight into the
+/// connection's buffer does: `read_from` until all are taken, or until the
+/// connection, closed, stops reading (as `handle_input` would ignore them).
+pub fn read_all_in_place(conn: &mut evsock::ws::Connection, now: u64, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match conn.read_from(now, &mut rest) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

@@ -16,7 +16,9 @@ use crate::{ensure, Stop};
 #[derive(Arbitrary, Debug)]
 struct Params {
     /// Bit 0: the peer is a client (frames masked). Bit 1: the stream is
-    /// built from frame specs rather than taken raw.
+    /// built from frame specs rather than taken raw. Bit 2: pieces are
+    /// received into the reader's room (`room`/`commit`) rather than
+    /// copied in with `extend`; bit 3: the two alternate, piece by piece.
     flags: u8,
     max_frame: u16,
     max_message: u16,
@@ -75,8 +77,32 @@ fn check(data: &[u8]) -> Result<(), Stop> {
     let mut r = Reader::new(masked);
     let mut got = Vec::new();
     let mut error = None;
-    'feed: for piece in chunks(&wire, &sizes) {
-        r.extend(piece, p.retain as usize, cfg.max_frame_size);
+    'feed: for (i, piece) in chunks(&wire, &sizes).enumerate() {
+        let in_place = p.flags & 4 == 4 && (p.flags & 8 == 0 || i % 2 == 0);
+        if in_place {
+            // As many reads as the room needs; the bytes past what is
+            // committed are garbage that must never show up.
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let room = r.room(p.retain as usize);
+                ensure!(
+                    !room.is_empty(),
+                    "reader-room",
+                    "an empty room with bytes to come"
+                );
+                let k = room.len().min(rest.len());
+                room[..k].copy_from_slice(&rest[..k]);
+                room[k..].fill(0xA5);
+                ensure!(
+                    r.commit(k) == k,
+                    "reader-room",
+                    "commit took less than was written"
+                );
+                rest = &rest[k..];
+            }
+        } else {
+            r.extend(piece, p.retain as usize, cfg.max_frame_size);
+        }
         loop {
             match r.next(&cfg) {
                 Ok(Some(i)) => got.push(item(i)),
