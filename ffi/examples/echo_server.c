@@ -18,8 +18,11 @@
  * or SIGTERM closes every connection with 1001 and exits 0 when they are
  * flushed (or after a second).
  *
- * What a host does for evsock, all of it visible below: read bytes and hand
- * them in with the time, drain evsock_conn_poll_output (write TRANSMIT
+ * What a host does for evsock, all of it visible below: read bytes straight
+ * into the connection's buffer (evsock_conn_input_buffer, recv, then
+ * evsock_conn_commit_input with the time; evsock_conn_handle_input would
+ * take them from a buffer of our own instead, at the cost of one more
+ * copy), drain evsock_conn_poll_output (write TRANSMIT
  * bytes, act on EVENTs, remember the WAIT deadline), call
  * evsock_conn_handle_timeout when the deadline passes, and close the socket
  * once the connection is closed and its bytes are written.
@@ -42,7 +45,6 @@
 #include "evsock.h"
 
 #define MAX_CLIENTS 512
-#define READ_CHUNK (64 * 1024)
 /* Stop reading from a client whose unwritten output passes this. */
 #define MAX_PENDING (4 * 1024 * 1024)
 
@@ -280,7 +282,6 @@ static int listen_on(unsigned port) {
 
 int main(int argc, char **argv) {
     unsigned port = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 9002;
-    static unsigned char buf[READ_CHUNK];
     static struct pollfd pfds[MAX_CLIENTS + 1];
     uint64_t stop_deadline = 0;
 
@@ -395,9 +396,13 @@ int main(int argc, char **argv) {
             short re = pfds[k].revents;
             if (re & POLLOUT) client_flush(c);
             if (!c->eof && (re & (POLLIN | POLLHUP | POLLERR))) {
-                ssize_t got = recv(c->fd, buf, sizeof buf, 0);
+                uint8_t *room;
+                size_t room_len;
+                evsock_conn_input_buffer(c->conn, &room, &room_len);
+                /* An empty room: the connection is closed, nothing more to read. */
+                ssize_t got = room_len ? recv(c->fd, room, room_len, 0) : 0;
                 if (got > 0) {
-                    evsock_conn_handle_input(c->conn, now, buf, (size_t)got);
+                    evsock_conn_commit_input(c->conn, now, (size_t)got);
                 } else if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
                     /* Nothing more will be read; keep writing what is queued. */
                     evsock_conn_handle_eof(c->conn, now);

@@ -1230,6 +1230,34 @@ evsock_status evsock_conn_handle_input(struct evsock_conn *conn,
                                        const uint8_t *data,
                                        size_t len);
 
+// Room to read into, straight into the connection's buffer: sets `*data`
+// and `*len` to writable memory. Read from the transport into it (`recv(fd,
+// *data, *len, 0)`) and pass the count to `evsock_conn_commit_input`;
+// the bytes then cross memory once on their way to the application, where
+// `evsock_conn_handle_input` copies them out of the host's own buffer a
+// second time. The room belongs to the connection and is valid until the
+// next call on it (of any kind): read, then commit, before anything else.
+//
+// Its size fits what is arriving: the rest of a large frame whose header
+// came (so reads stop where it ends), otherwise 4 to 64 KiB, growing while
+// reads fill it. `*len` is never 0 while the connection is open, and 0
+// (with `*data` NULL) once it is closed: stop reading.
+//
+// # Safety
+// `conn` NULL or live; `data` and `len` NULL (an error) or writable.
+evsock_status evsock_conn_input_buffer(struct evsock_conn *conn, uint8_t **data, size_t *len);
+
+// Takes the first `n` bytes of the room `evsock_conn_input_buffer` handed
+// out as received at time `now_ms` (what `recv` returned; more than the
+// room's length cannot have been written and is cut to it). `n` 0 is no
+// input: end of stream is `evsock_conn_handle_eof`. Without a room handed
+// out just before (or after another call took it back), nothing is taken.
+// Drain output afterwards, as after `evsock_conn_handle_input`.
+//
+// # Safety
+// `conn` NULL or live.
+evsock_status evsock_conn_commit_input(struct evsock_conn *conn, uint64_t now_ms, size_t n);
+
 // Tells the connection the transport reached end of stream (read returned
 // 0, or the socket failed). Input is decoded as output is polled, and the
 // end of stream ends the connection at once: drain the output of the last

@@ -324,6 +324,72 @@ pub unsafe extern "C" fn evsock_conn_handle_input(
     unsafe { with_conn(conn, run) }
 }
 
+/// Room to read into, straight into the connection's buffer: sets `*data`
+/// and `*len` to writable memory. Read from the transport into it (`recv(fd,
+/// *data, *len, 0)`) and pass the count to `evsock_conn_commit_input`;
+/// the bytes then cross memory once on their way to the application, where
+/// `evsock_conn_handle_input` copies them out of the host's own buffer a
+/// second time. The room belongs to the connection and is valid until the
+/// next call on it (of any kind): read, then commit, before anything else.
+///
+/// Its size fits what is arriving: the rest of a large frame whose header
+/// came (so reads stop where it ends), otherwise 4 to 64 KiB, growing while
+/// reads fill it. `*len` is never 0 while the connection is open, and 0
+/// (with `*data` NULL) once it is closed: stop reading.
+///
+/// # Safety
+/// `conn` NULL or live; `data` and `len` NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_conn_input_buffer(
+    conn: *mut evsock_conn,
+    data: *mut *mut u8,
+    len: *mut usize,
+) -> evsock_status {
+    let run = |c: &mut ConnInner| {
+        if data.is_null() || len.is_null() {
+            return Err(Fail::null("data/len"));
+        }
+        let room = c.conn.input_buffer();
+        let (p, n) = match room.len() {
+            0 => (std::ptr::null_mut(), 0),
+            n => (room.as_mut_ptr(), n),
+        };
+        // SAFETY: both checked non-NULL; writable per the contract. `p`
+        // points into the connection's read buffer, which stays where it is
+        // until the next call on the connection, as documented.
+        unsafe {
+            data.write(p);
+            len.write(n);
+        }
+        Ok(EVSOCK_OK)
+    };
+    // SAFETY: `conn` is NULL or a live handle (contract).
+    unsafe { with_conn(conn, run) }
+}
+
+/// Takes the first `n` bytes of the room `evsock_conn_input_buffer` handed
+/// out as received at time `now_ms` (what `recv` returned; more than the
+/// room's length cannot have been written and is cut to it). `n` 0 is no
+/// input: end of stream is `evsock_conn_handle_eof`. Without a room handed
+/// out just before (or after another call took it back), nothing is taken.
+/// Drain output afterwards, as after `evsock_conn_handle_input`.
+///
+/// # Safety
+/// `conn` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn evsock_conn_commit_input(
+    conn: *mut evsock_conn,
+    now_ms: u64,
+    n: usize,
+) -> evsock_status {
+    let run = |c: &mut ConnInner| {
+        c.conn.commit_input(now_ms, n);
+        Ok(EVSOCK_OK)
+    };
+    // SAFETY: `conn` is NULL or a live handle (contract).
+    unsafe { with_conn(conn, run) }
+}
+
 /// Tells the connection the transport reached end of stream (read returned
 /// 0, or the socket failed). Input is decoded as output is polled, and the
 /// end of stream ends the connection at once: drain the output of the last
