@@ -235,7 +235,7 @@ fn receive_in_place(c: &mut Connection, now: u64, wire: &[u8], len: usize) -> us
     let mut n = 0;
     while !rest.is_empty() {
         let mut piece = &rest[..rest.len().min(64 << 10)];
-        let k = c.read_from(now, &mut piece).expect("reading a slice");
+        let k = c.read_from(&mut piece, || now).expect("reading a slice");
         assert!(k > 0);
         rest = &rest[k..];
         while let Some(e) = c.poll_event() {
@@ -290,7 +290,7 @@ fn idle_after_receiving_in_place_keeps_no_heap() {
     let before = live();
     let mut c = open_server(&cfg);
     let mut piece = &wire[..];
-    assert_eq!(c.read_from(5, &mut piece).unwrap(), wire.len());
+    assert_eq!(c.read_from(&mut piece, || 5).unwrap(), wire.len());
     assert!(matches!(c.poll_event(), Some(Event::Message(_))));
     assert!(c.poll_event().is_none());
     assert_eq!(live() - before, 0, "idle after an in-place message");

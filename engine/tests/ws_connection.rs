@@ -712,7 +712,7 @@ fn feed_in_place(c: &mut Connection, now: u64, bytes: &[u8], chunk: usize) {
     let mut rest = bytes;
     while !rest.is_empty() {
         let mut piece = &rest[..chunk.min(rest.len())];
-        let n = c.read_from(now, &mut piece).expect("reading a slice");
+        let n = c.read_from(&mut piece, || now).expect("reading a slice");
         if n == 0 {
             return; // closed: the rest is not read
         }
@@ -791,14 +791,14 @@ fn receiving_in_place_sees_the_same_conversation() {
 fn read_from_reports_end_of_stream_and_stops_when_closed() {
     let (mut s, _c) = open_pair(Config::without_timers());
     // End of stream: Ok(0), and the connection was told.
-    assert_eq!(s.read_from(1, &mut &b""[..]).unwrap(), 0);
+    assert_eq!(s.read_from(&mut &b""[..], || 1).unwrap(), 0);
     match events(&mut s).as_slice() {
         [Event::Closed(x)] => assert_eq!(x.error, Some(Error::UnexpectedEof)),
         other => panic!("{other:?}"),
     }
     // Closed: nothing is read, and the room is empty.
     let mut src = &b"\x81\x00"[..];
-    assert_eq!(s.read_from(2, &mut src).unwrap(), 0);
+    assert_eq!(s.read_from(&mut src, || 2).unwrap(), 0);
     assert_eq!(src.len(), 2, "a closed connection read from its source");
     assert!(s.input_buffer().is_empty());
 }
@@ -813,7 +813,7 @@ fn read_from_passes_errors_through_and_takes_nothing() {
         }
     }
     let (mut s, mut c) = open_pair(Config::without_timers());
-    let err = s.read_from(1, &mut WouldBlock).unwrap_err();
+    let err = s.read_from(&mut WouldBlock, || 1).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
     assert!(events(&mut s).is_empty());
     // The connection goes on as if the read never happened.

@@ -130,7 +130,7 @@ fn feed(conn: &mut Connection, at: u64, bytes: &[u8], in_place: bool) {
     }
     let mut rest = bytes;
     while !rest.is_empty() {
-        if conn.read_from(at, &mut rest).expect("reading a slice") == 0 {
+        if conn.read_from(&mut rest, || at).expect("reading a slice") == 0 {
             return;
         }
     }

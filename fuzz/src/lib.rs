@@ -62,7 +62,7 @@ pub fn describe(name: &str, data: &[u8]) -> Option<String> {
 pub fn read_all_in_place(conn: &mut evsock::ws::Connection, now: u64, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
-        match conn.read_from(now, &mut rest) {
+        match conn.read_from(&mut rest, || now) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }

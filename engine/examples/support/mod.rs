@@ -1,9 +1,10 @@
 //! A small blocking host shared by the examples: one thread per connection,
 //! std sockets, the OS clock and the OS random source. It is the whole of
-//! what a host does for evsock: feed bytes and time in, write bytes out.
+//! what a host does for evsock: feed bytes and time in (here read straight
+//! into the connection's buffer), write bytes out.
 #![allow(dead_code)]
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -34,7 +35,6 @@ pub fn drive(
     mut on_event: impl FnMut(&mut Connection, Event),
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let deadline = loop {
             match conn.poll_output() {
@@ -49,9 +49,10 @@ pub fn drive(
         }
         let wait = deadline.map(|d| Duration::from_millis(d.saturating_sub(now_ms()).max(1)));
         stream.set_read_timeout(wait)?;
-        match stream.read(&mut buf) {
-            Ok(0) => conn.handle_eof(now_ms()),
-            Ok(n) => conn.handle_input(now_ms(), &buf[..n]),
+        // Straight into the connection's buffer; end of stream is handled
+        // inside.
+        match conn.read_from(stream, now_ms) {
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),

@@ -467,7 +467,8 @@ impl Connection {
     /// Takes the first `n` bytes of the room [`Connection::input_buffer`]
     /// handed out as received at time `now` (the count a transport read
     /// returned; more than the room's length cannot have been written and
-    /// is cut to it). An `n` of 0 is no input; end of stream is
+    /// is cut to it). An `n` of 0 is no input (call it so when the read
+    /// failed, to let the room go); end of stream is
     /// [`Connection::handle_eof`].
     pub fn commit_input(&mut self, now: u64, n: usize) {
         self.now = now;
@@ -484,21 +485,25 @@ impl Connection {
 
     /// Reads once from `src` straight into the connection's read buffer
     /// ([`Connection::input_buffer`], then [`Connection::commit_input`]).
+    /// `clock` is asked for the time once the read has returned (a
+    /// blocking read may have waited), and that time goes with the bytes.
     ///
     /// Returns the bytes read. `Ok(0)` is end of stream, and the
     /// connection has been told (as by [`Connection::handle_eof`]); it is
     /// also what a closed connection returns, without reading. Errors from
-    /// `src` (`WouldBlock` included) come back as they are, and nothing is
-    /// taken.
+    /// `src` (`WouldBlock` and `TimedOut` included) come back as they are,
+    /// and nothing is taken.
     pub fn read_from<R: std::io::Read + ?Sized>(
         &mut self,
-        now: u64,
         src: &mut R,
+        clock: impl FnOnce() -> u64,
     ) -> std::io::Result<usize> {
         if matches!(self.phase, Phase::Closed) {
             return Ok(0);
         }
-        match src.read(self.input_buffer()) {
+        let got = src.read(self.input_buffer());
+        let now = clock();
+        match got {
             Ok(0) => {
                 self.commit_input(now, 0);
                 self.handle_eof(now);
@@ -509,6 +514,7 @@ impl Connection {
                 Ok(n)
             }
             Err(e) => {
+                // Lets the room go.
                 self.commit_input(now, 0);
                 Err(e)
             }
