@@ -32,6 +32,14 @@ impl<R: Rng + ?Sized> Rng for Box<R> {
     fn fill(&mut self, dest: &mut [u8]) {
         (**self).fill(dest)
     }
+
+    fn next_u32(&mut self) -> u32 {
+        (**self).next_u32()
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        (**self).next_u64()
+    }
 }
 
 /// A small deterministic generator (xoshiro256++ seeded through splitmix64).
@@ -82,6 +90,11 @@ impl Rng for SeededRng {
         }
     }
 
+    fn next_u32(&mut self) -> u32 {
+        // The first four bytes `fill` takes from a step, read little-endian.
+        self.step() as u32
+    }
+
     fn next_u64(&mut self) -> u64 {
         self.step()
     }
@@ -102,6 +115,24 @@ mod tests {
         c.fill(&mut z);
         assert_eq!(x, y);
         assert_ne!(x, z);
+    }
+
+    #[test]
+    fn next_u32_and_next_u64_read_the_bytes_fill_gives() {
+        let (mut a, mut b) = (SeededRng::new(3), SeededRng::new(3));
+        for _ in 0..100 {
+            let mut four = [0u8; 4];
+            a.fill(&mut four);
+            assert_eq!(b.next_u32(), u32::from_le_bytes(four));
+            let mut eight = [0u8; 8];
+            a.fill(&mut eight);
+            assert_eq!(b.next_u64(), u64::from_le_bytes(eight));
+        }
+        // Through a box too (connections hold their generator boxed).
+        let mut boxed: Box<dyn Rng> = Box::new(SeededRng::new(3));
+        let mut four = [0u8; 4];
+        SeededRng::new(3).fill(&mut four);
+        assert_eq!(boxed.next_u32(), u32::from_le_bytes(four));
     }
 
     #[test]
