@@ -23,7 +23,7 @@ fn run(
     let mut conn = Connection::client(
         config.clone(),
         request,
-        Box::new(support::OsRng),
+        Box::new(evsock::BufferedRng::new(support::OsRng)),
         support::now_ms(),
     );
     support::drive(&mut conn, &mut stream, |conn, event| match event {

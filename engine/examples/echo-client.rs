@@ -20,7 +20,12 @@ fn main() {
     request.subprotocols = vec!["chat".into()];
     let mut stream = TcpStream::connect(&request.host).expect("connect");
     let config = Arc::new(Config::default());
-    let mut conn = Connection::client(config, request, Box::new(support::OsRng), support::now_ms());
+    let mut conn = Connection::client(
+        config,
+        request,
+        Box::new(evsock::BufferedRng::new(support::OsRng)),
+        support::now_ms(),
+    );
 
     let big: Vec<u8> = (0..(1 << 20)).map(|i| (i * 31 % 251) as u8).collect();
     let multibyte: String = "κόσμε🙂 ".repeat(200 * 1024 / 16);

@@ -14,7 +14,7 @@ pub mod hub;
 pub mod rng;
 pub mod session;
 
-pub use rng::{Rng, SeededRng};
+pub use rng::{BufferedRng, Rng, SeededRng};
 pub mod ws;
 
 pub use ws::{Config, Connection, Event, Message, Output};

@@ -100,6 +100,61 @@ impl Rng for SeededRng {
     }
 }
 
+/// Bytes a [`BufferedRng`] draws from its inner generator at a time.
+pub const BUFFERED_RNG_BLOCK: usize = 256;
+
+/// Draws bytes from another generator a block at a time and hands them out
+/// in the small pieces the engine asks for (a 4-byte mask key per client
+/// frame), so that a generator with a cost per call (the OS one is a
+/// system call) is called once per block of [`BUFFERED_RNG_BLOCK`] bytes
+/// instead of once per frame. Bytes handed out are erased from the buffer, so none is
+/// given twice or left behind in memory.
+#[derive(Clone)]
+pub struct BufferedRng<R> {
+    inner: R,
+    buf: [u8; BUFFERED_RNG_BLOCK],
+    /// Bytes of `buf` already handed out (all of them at first).
+    used: usize,
+}
+
+impl<R: Rng> BufferedRng<R> {
+    /// Buffers `inner` (nothing is drawn until the first request).
+    pub fn new(inner: R) -> Self {
+        BufferedRng {
+            inner,
+            buf: [0; BUFFERED_RNG_BLOCK],
+            used: BUFFERED_RNG_BLOCK,
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for BufferedRng<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the bytes themselves.
+        f.debug_struct("BufferedRng")
+            .field("left", &(self.buf.len() - self.used))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Rng> Rng for BufferedRng<R> {
+    fn fill(&mut self, dest: &mut [u8]) {
+        let mut done = 0;
+        while done < dest.len() {
+            if self.used == self.buf.len() {
+                self.inner.fill(&mut self.buf);
+                self.used = 0;
+            }
+            let n = (dest.len() - done).min(self.buf.len() - self.used);
+            let take = &mut self.buf[self.used..self.used + n];
+            dest[done..done + n].copy_from_slice(take);
+            take.fill(0);
+            self.used += n;
+            done += n;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +188,36 @@ mod tests {
         let mut four = [0u8; 4];
         SeededRng::new(3).fill(&mut four);
         assert_eq!(boxed.next_u32(), u32::from_le_bytes(four));
+    }
+
+    #[test]
+    fn buffered_gives_the_inner_stream_in_order_and_draws_a_block_at_a_time() {
+        struct Counting(SeededRng, usize);
+        impl Rng for Counting {
+            fn fill(&mut self, dest: &mut [u8]) {
+                self.1 += 1;
+                self.0.fill(dest);
+            }
+        }
+        let mut direct = SeededRng::new(9);
+        let mut want = vec![0u8; 1000];
+        direct.fill(&mut want);
+        let mut b = BufferedRng::new(Counting(SeededRng::new(9), 0));
+        let mut got = Vec::new();
+        // Pieces of every size, some across a block boundary.
+        for n in (0..).map(|i| [4, 1, 13, 0, 300][i % 5]) {
+            if got.len() + n > want.len() {
+                break;
+            }
+            let mut piece = vec![0u8; n];
+            b.fill(&mut piece);
+            got.extend(piece);
+        }
+        assert_eq!(got, want[..got.len()]);
+        let blocks = got.len().div_ceil(BUFFERED_RNG_BLOCK);
+        assert_eq!(b.inner.1, blocks, "one draw per block");
+        // What was handed out is gone from the buffer.
+        assert!(b.buf[..b.used].iter().all(|&x| x == 0));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use evsock::{Rng, SeededRng};
 use crate::config::{config_ref, evsock_config};
 use crate::event::{data_ptr, evsock_event, Held};
 use crate::handle::{free_handle, with_handle, Handle};
-use crate::rng::{evsock_fill_fn, CallbackRng, OsRng};
+use crate::rng::{evsock_fill_fn, os_rng, CallbackRng};
 use crate::status::{evsock_status, guard, Fail, FfiResult};
 use crate::util::{array_arg, bytes_arg, c_str_arg, headers_arg, is_token, opt_c_str_arg};
 
@@ -248,7 +248,7 @@ pub unsafe extern "C" fn evsock_conn_new_client(
                     fill,
                     user: fill_user,
                 }),
-                None => Box::new(OsRng),
+                None => os_rng(),
             }
         };
         // SAFETY: forwarded from this function's contract.

@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 
-use evsock::Rng;
+use evsock::{BufferedRng, Rng};
 
 /// A host-supplied source of random bytes: fill `buf[0..len)` completely.
 ///
@@ -54,10 +54,17 @@ impl Rng for CallbackRng {
     }
 }
 
+/// The OS generator, drawn from a block at a time: a client sends a 4-byte
+/// mask key per frame, and a system call for each would cost more than the
+/// frame.
+pub(crate) fn os_rng() -> Box<dyn Rng + Send> {
+    Box::new(BufferedRng::new(OsRng))
+}
+
 /// The host's callback, or the OS generator for NULL.
 pub(crate) fn rng_from(fill: evsock_fill_fn, user: *mut c_void) -> Box<dyn Rng + Send> {
     match fill {
         Some(fill) => Box::new(CallbackRng { fill, user }),
-        None => Box::new(OsRng),
+        None => os_rng(),
     }
 }

@@ -18,7 +18,8 @@ pub fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// Randomness from the operating system.
+/// Randomness from the operating system (a system call per `fill`: wrap it
+/// in `evsock::BufferedRng` for clients, which ask for 4 bytes per frame).
 pub struct OsRng;
 
 impl Rng for OsRng {
