@@ -521,6 +521,11 @@ impl Reader {
     /// An error means the peer broke the protocol or a limit; the reader
     /// must not be used afterwards.
     pub fn next(&mut self, cfg: &Config) -> Result<Option<Incoming>, Error> {
+        if self.frame.is_none() && self.msg.is_none() && self.front.is_none() {
+            if let Some(unit) = self.next_whole(cfg)? {
+                return Ok(Some(unit));
+            }
+        }
         loop {
             if self.frame.is_none() {
                 let (header, n) = match FrameHeader::decode(&self.buf)? {
@@ -598,6 +603,54 @@ impl Reader {
                 return Ok(Some(unit));
             }
         }
+    }
+
+    /// The common case in one step: a whole unfragmented, uncompressed
+    /// data frame at the front of the buffer becomes its message without
+    /// going through the frame-in-progress bookkeeping. Anything else (a
+    /// control frame, a fragment, a compressed or incomplete frame, a
+    /// header that does not decode) is left to the general path, which
+    /// decodes it again and reports its errors.
+    #[inline(always)]
+    fn next_whole(&mut self, cfg: &Config) -> Result<Option<Incoming>, Error> {
+        let Ok(Some((h, hn))) = FrameHeader::decode(&self.buf) else {
+            return Ok(None);
+        };
+        let text = match h.opcode {
+            OpCode::Text => true,
+            OpCode::Binary => false,
+            _ => return Ok(None),
+        };
+        if !h.fin || h.rsv != 0 || h.len > (self.buf.len() - hn) as u64 {
+            return Ok(None);
+        }
+        // Payload `extend` already unmasked (the note is always for the
+        // header at the front while no frame is in progress).
+        let pre = match self.ahead {
+            None => 0,
+            Some((0, k)) => k,
+            Some(_) => return Ok(None),
+        };
+        self.check_header(&h, cfg)?;
+        let len = h.len as usize; // <= what is buffered, checked above
+        self.ahead = None;
+        self.framing = true;
+        self.buf.advance(hn);
+        let mut payload = self.buf.split_to(len);
+        if let Some(key) = h.mask {
+            if len > pre {
+                apply_mask(&mut payload[pre..], key, pre);
+            }
+        }
+        let message = if text {
+            if !super::utf8::validate(&payload) {
+                return Err(Error::InvalidUtf8);
+            }
+            Message::Text(Text::from_validated(payload.freeze()))
+        } else {
+            Message::Binary(payload.freeze())
+        };
+        Ok(Some(Incoming::Message(message)))
     }
 
     fn complete(&mut self, h: FrameHeader, payload: BytesMut) -> Result<Option<Incoming>, Error> {

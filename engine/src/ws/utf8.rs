@@ -12,6 +12,21 @@ const SHORT: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidUtf8;
 
+/// Checks a whole message at once (no state carried in or out).
+#[inline(always)]
+pub fn validate(input: &[u8]) -> bool {
+    if input.len() <= SHORT && input.is_ascii() {
+        return true;
+    }
+    validate_any(input)
+}
+
+/// [`validate`] for everything but short ASCII.
+#[inline(never)]
+fn validate_any(input: &[u8]) -> bool {
+    simdutf8::basic::from_utf8(input).is_ok()
+}
+
 /// State carried between pieces of one text message.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Utf8Validator {
