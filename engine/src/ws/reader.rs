@@ -146,9 +146,9 @@ pub struct Reader {
     /// frame: it moves here and the next frame starts a buffer of its own,
     /// instead of regrowing `buf` (which would copy it).
     front: Option<BytesMut>,
-    /// Every byte of `buf`'s spare capacity is initialized: `make_room`
-    /// built the allocation and only this reader wrote to it since (see
-    /// [`Reader::room`]).
+    /// Every byte of `buf`'s spare capacity is initialized, up to
+    /// `init_end`, which is where the spare capacity ends (see
+    /// [`Reader::make_room`]).
     spare_init: bool,
     /// Bytes of room [`Reader::room`] handed out and [`Reader::commit`] may
     /// still take (0 once taken, or once anything else touched `buf`).
@@ -157,8 +157,12 @@ pub struct Reader {
     offered_exact: bool,
     /// Room offered when no frame is in progress (adapts to the reads).
     room_size: usize,
-    /// Size of the allocation `make_room` built for `buf` (meaningful while
-    /// `spare_init` holds).
+    /// The address just past the last initialized byte of `buf`'s
+    /// allocation (meaningful while `spare_init` holds): `make_room`
+    /// zeroes whatever capacity it makes available beyond it.
+    init_end: usize,
+    /// Capacity `make_room` last left `buf` with (meaningful while
+    /// `spare_init` holds): what a busy connection may keep.
     alloc: usize,
 }
 
@@ -177,6 +181,7 @@ impl Reader {
             ahead: None,
             front: None,
             spare_init: false,
+            init_end: 0,
             offered: 0,
             offered_exact: false,
             room_size: ROOM_MIN,
@@ -333,35 +338,46 @@ impl Reader {
         self.offered_exact = exact.is_some();
         let spare = &mut spare[..n];
         // SAFETY: `spare_init` holds (checked, or established by
-        // `make_room` just above): `make_room` built `buf`'s allocation with
-        // every byte past the copied data zeroed, and only this reader has
-        // written to it since; every path that could give `buf` another
-        // allocation (`extend`'s reserves, `release`, `clear`) clears
-        // `spare_init`, and `next`'s `advance`/`split_to` only take bytes
-        // off the front, which leaves the spare capacity where it was. So
-        // all `n` bytes are initialized; `MaybeUninit<u8>` has the layout of
-        // `u8`, and the result borrows `self` mutably, as `spare` did.
+        // `make_room` just above), so every byte of the spare capacity is
+        // initialized (see `make_room` for why); every path that could give
+        // `buf` another allocation without `make_room` (`extend`'s reserves,
+        // `release`, `clear`) clears `spare_init`. `MaybeUninit<u8>` has the
+        // layout of `u8`, and the result borrows `self` mutably, as `spare`
+        // did.
         unsafe { &mut *(spare as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) }
     }
 
     /// Makes `buf`'s spare capacity at least `want` bytes, all initialized.
+    ///
+    /// Why the spare capacity stays initialized: every byte of an
+    /// allocation that lies before the end of `buf`'s data was data once
+    /// (the start only moves forward, except when reclaiming moves the data
+    /// back to the allocation's first byte), and data is initialized.
+    /// Beyond the data, `init_end` marks how far this function has zeroed,
+    /// and it is the end of the spare capacity it left: `commit`, `advance`
+    /// and `split_to` move the data's ends but not that one. Reclaiming
+    /// keeps the allocation, so only capacity it exposes past `init_end` is
+    /// zeroed (none, in the steady state of one large frame after another).
+    /// `reserve` may switch allocations, so after it the whole spare
+    /// capacity is zeroed.
     #[cold]
     #[inline(never)]
     fn make_room(&mut self, want: usize) {
-        // Reclaiming moves the buffered bytes to the front of the same
-        // allocation (the application dropped what it was handed): no new
-        // memory, so what was initialized stays so.
         if self.spare_init && self.buf.try_reclaim(want) {
+            let start = self.buf.as_ptr() as usize + self.buf.len();
+            let spare = self.buf.spare_capacity_mut();
+            let end = start + spare.len();
+            let from = self.init_end.clamp(start, end) - start;
+            spare[from..].fill(std::mem::MaybeUninit::new(0));
+            self.init_end = end;
+            self.alloc = self.buf.capacity();
             return;
         }
-        // `reserve` grows the allocation in place when it can (`realloc`,
-        // which for large buffers remaps instead of copying), moves the
-        // bytes to the front of it, or copies them to a new one; either way
-        // the spare capacity is then zeroed whole, which covers every case.
         self.buf.reserve(want);
         self.buf
             .spare_capacity_mut()
             .fill(std::mem::MaybeUninit::new(0));
+        self.init_end = self.buf.as_ptr() as usize + self.buf.capacity();
         self.alloc = self.buf.capacity();
         self.spare_init = true;
     }
@@ -1249,5 +1265,67 @@ mod tests {
         assert_eq!(r.room_size, ROOM_MIN);
         // Busy connections get at least what they retain.
         assert!(r.room(100_000).len() >= 100_000);
+    }
+
+    /// Every room is initialized memory, whatever happened to the buffer
+    /// before: bytes copied in with `extend`, messages kept alive or
+    /// dropped (so the allocation is shared, reclaimed or replaced),
+    /// frames that outgrow it. The whole room is read before it is
+    /// written; under Miri (`cargo +nightly miri test -p evsock --lib
+    /// room_`) a single uninitialized byte would stop the test.
+    #[test]
+    fn room_is_always_initialized_memory() {
+        let cfg = Config::default();
+        // Small and large frames, some past FRAME_ROOM_AHEAD (fewer, and
+        // smaller, under Miri, which is slow).
+        let sizes: &[usize] = if cfg!(miri) {
+            &[10, 3_000, 17_000, 5, 70_000, 40, 16_500]
+        } else {
+            &[10, 3_000, 20_000, 70_000, 5, 150_000, 40, 16_500]
+        };
+        let mut wire = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            let payload: Vec<u8> = (0..n).map(|j| (i + j) as u8).collect();
+            wire.extend(frame(true, 2, K, &payload));
+        }
+        let steps: &[usize] = if cfg!(miri) {
+            &[5_000, 65_536]
+        } else {
+            &[97, 777, 4096, 65_536]
+        };
+        for &step in steps {
+            let mut r = Reader::new(true);
+            r.set_framing();
+            let mut kept = Vec::new();
+            let (mut at, mut turn, mut sum) = (0, 0usize, 0u64);
+            while at < wire.len() {
+                turn += 1;
+                if turn % 5 == 0 {
+                    // Sometimes copied in (which may reallocate the buffer
+                    // with uninitialized spare capacity).
+                    let end = (at + step).min(wire.len());
+                    r.extend(&wire[at..end], 0, usize::MAX);
+                    at = end;
+                } else {
+                    let room = r.room(if turn % 3 == 0 { 8192 } else { 0 });
+                    sum += room.iter().map(|&b| u64::from(b)).sum::<u64>();
+                    let k = room.len().min(step).min(wire.len() - at);
+                    room[..k].copy_from_slice(&wire[at..at + k]);
+                    assert_eq!(r.commit(k), k);
+                    at += k;
+                }
+                while let Some(unit) = r.next(&cfg).unwrap() {
+                    // Keep every other message alive for a while.
+                    if turn % 2 == 0 {
+                        kept.push(unit);
+                    }
+                }
+                if kept.len() > 2 {
+                    kept.clear();
+                }
+                r.release(if turn % 4 == 0 { 4096 } else { 0 });
+            }
+            std::hint::black_box(sum);
+        }
     }
 }
