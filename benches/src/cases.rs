@@ -41,8 +41,9 @@ fn parse_case(name: &str, input: Inbound) -> Case {
         },
         bytes_per_run: input.wire.len() as u64,
         contenders: vec![
-            Box::new(EvsockParse::new(input.clone(), true)),
-            Box::new(EvsockParse::new(input.clone(), false)),
+            Box::new(EvsockParse::new(input.clone(), Receive::InPlace)),
+            Box::new(EvsockParse::new(input.clone(), Receive::Slice)),
+            Box::new(EvsockParse::new(input.clone(), Receive::Direct)),
             Box::new(TungsteniteParse::new(input.clone())),
             Box::new(FastwsParse::new(input.clone())),
             Box::new(MemcpyParse::new(input.clone(), false)),

@@ -7,7 +7,9 @@
 //! each whole message to the application (which only looks at its length).
 //!
 //! Client side ("encode"): send `count` binary messages, masked, flushing
-//! after every [`BATCH`] messages into a [`Sink`].
+//! after every [`BATCH`] messages into a [`Sink`], and in between whenever
+//! [`WRITE_THROUGH`] bytes are waiting (tungstenite's default policy, which
+//! the evsock host copies; fastwebsockets writes every frame at once).
 
 use std::sync::Arc;
 
@@ -41,6 +43,12 @@ pub trait Contender {
 
 /// Messages sent between two flushes on the client side.
 pub const BATCH: usize = 16;
+
+/// Bytes waiting to be written that make a client write them out before
+/// the batch ends: tungstenite's default `write_buffer_size` (it writes to
+/// the stream as soon as its buffer reaches it), applied by the evsock host
+/// with `buffered_amount`, so that both keep what they write in cache.
+pub const WRITE_THROUGH: usize = 128 << 10;
 
 // ----- evsock -------------------------------------------------------------
 
@@ -94,44 +102,72 @@ pub fn evsock_client(cfg: Arc<Config>, seed: u64) -> Connection {
     c
 }
 
-/// evsock as a server parses an inbound stream.
-///
-/// With `host_copy` the bytes are first copied into a host read buffer
-/// (what `recv` into the host's buffer costs) and then handed to
-/// `handle_input`, which copies them again into the reader: the real cost
-/// of the current API. Without it the input slice is handed over directly,
-/// which is what an API letting the host read straight into the engine's
-/// buffer would cost.
+/// How the evsock parse contender receives its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receive {
+    /// Reads straight into the connection's buffer
+    /// (`Connection::input_buffer` / `commit_input`): the one copy is the
+    /// simulated `recv`, payload is unmasked where it lands. What a host
+    /// reading from a socket would do.
+    InPlace,
+    /// Reads into a host buffer first (the simulated `recv`), then hands it
+    /// to `handle_input`, which copies it again (unmasking as it copies):
+    /// what a host that already holds the bytes in its own buffer pays.
+    Slice,
+    /// Hands the prepared input to `handle_input` with no simulated
+    /// `recv` at all: the engine's own cost, not a real host's.
+    Direct,
+}
+
+/// evsock as a server parses an inbound stream, receiving it as `how` says.
 pub struct EvsockParse {
     input: Arc<Inbound>,
     cfg: Arc<Config>,
     conn: Option<Connection>,
     host_buf: Vec<u8>,
-    host_copy: bool,
+    how: Receive,
     sink: Sink,
 }
 
 impl EvsockParse {
     /// A contender for `input`.
-    pub fn new(input: Arc<Inbound>, host_copy: bool) -> Self {
+    pub fn new(input: Arc<Inbound>, how: Receive) -> Self {
         let host_buf = vec![0u8; input.read_size];
         EvsockParse {
             input,
             cfg: Arc::new(bench_config()),
             conn: None,
             host_buf,
-            host_copy,
+            how,
             sink: Sink::new(),
+        }
+    }
+
+    /// Takes every event and transmit the connection has.
+    #[inline]
+    fn drain(conn: &mut Connection, sink: &mut Sink, out: &mut Outcome) {
+        while let Some(e) = conn.poll_event() {
+            match e {
+                Event::Message(m) => {
+                    out.messages += 1;
+                    out.payload_bytes += std::hint::black_box(&m).len() as u64;
+                }
+                Event::Ping(_) => {}
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+        while let Some(b) = conn.poll_transmit() {
+            sink.put(&b);
         }
     }
 }
 
 impl Contender for EvsockParse {
     fn name(&self) -> &'static str {
-        if self.host_copy {
-            "evsock"
-        } else {
-            "evsock-direct"
+        match self.how {
+            Receive::InPlace => "evsock",
+            Receive::Slice => "evsock-slice",
+            Receive::Direct => "evsock-direct",
         }
     }
 
@@ -144,26 +180,31 @@ impl Contender for EvsockParse {
         let conn = self.conn.as_mut().expect("prepared");
         let mut out = Outcome::default();
         let input = &self.input;
-        for piece in input.wire.chunks(input.read_size) {
-            if self.host_copy {
-                let buf = &mut self.host_buf[..piece.len()];
-                copy_piecewise(buf, piece);
-                conn.handle_input(0, buf);
-            } else {
-                conn.handle_input(0, piece);
-            }
-            while let Some(e) = conn.poll_event() {
-                match e {
-                    Event::Message(m) => {
-                        out.messages += 1;
-                        out.payload_bytes += std::hint::black_box(&m).len() as u64;
+        match self.how {
+            Receive::InPlace => {
+                let mut stream = MemStream::new(&input.wire, input.read_size);
+                while !stream.exhausted() {
+                    let n = stream.read_into(conn.input_buffer());
+                    if n == 0 {
+                        break; // closed: the outcome check will say so
                     }
-                    Event::Ping(_) => {}
-                    other => panic!("unexpected event {other:?}"),
+                    conn.commit_input(0, n);
+                    Self::drain(conn, &mut self.sink, &mut out);
                 }
             }
-            while let Some(b) = conn.poll_transmit() {
-                self.sink.put(&b);
+            Receive::Slice => {
+                for piece in input.wire.chunks(input.read_size) {
+                    let buf = &mut self.host_buf[..piece.len()];
+                    copy_piecewise(buf, piece);
+                    conn.handle_input(0, buf);
+                    Self::drain(conn, &mut self.sink, &mut out);
+                }
+            }
+            Receive::Direct => {
+                for piece in input.wire.chunks(input.read_size) {
+                    conn.handle_input(0, piece);
+                    Self::drain(conn, &mut self.sink, &mut out);
+                }
             }
         }
         // Every pong here is 2 + 8 bytes (unmasked, 8-byte payload).
@@ -211,6 +252,11 @@ impl Contender for EvsockEncode {
             let n = BATCH.min(self.count - sent);
             for _ in 0..n {
                 conn.send_binary(self.payload.clone()).expect("send");
+                if conn.buffered_amount() >= WRITE_THROUGH {
+                    while let Some(b) = conn.poll_transmit() {
+                        self.sink.put(&b);
+                    }
+                }
             }
             sent += n;
             while let Some(b) = conn.poll_transmit() {

@@ -108,8 +108,10 @@ impl<'a> MemStream<'a> {
         self.pos == self.input.len()
     }
 
+    /// Copies the next bytes into `dst` (at most `read_size` of them), as
+    /// a `recv` into `dst` would; 0 once exhausted.
     #[inline]
-    fn read_into(&mut self, dst: &mut [u8]) -> usize {
+    pub fn read_into(&mut self, dst: &mut [u8]) -> usize {
         let n = dst
             .len()
             .min(self.read_size)
