@@ -24,6 +24,9 @@ use super::utf8::Utf8Validator;
 /// arrive, so a header claiming a huge frame costs no more than this.
 const FRAME_ROOM_AHEAD: usize = 64 << 10;
 
+/// `Reader::ahead_at` when there is no note.
+const NO_NOTE: usize = usize::MAX;
+
 /// Least room [`Reader::room`] offers when no frame is in progress; the
 /// room doubles while reads fill it, up to [`ROOM_MAX`], and halves while
 /// they leave three quarters of it empty.
@@ -138,9 +141,15 @@ pub struct Reader {
     /// A frame header was decoded: the bytes are frames from here on (not
     /// the handshake), so `extend` may look at headers ahead of `next`.
     framing: bool,
-    /// `(at, n)`: the next frame's header starts `at` bytes into `buf` and
-    /// its first `n` payload bytes were already unmasked by `extend`.
-    ahead: Option<(usize, usize)>,
+    /// The next frame's header starts `ahead_at` bytes into `buf` and its
+    /// first `ahead_n` payload bytes were already unmasked by `extend`;
+    /// [`NO_NOTE`] for no such note. (Two plain numbers rather than an
+    /// `Option<(usize, usize)>`, whose payload stays uninitialized while it
+    /// is `None`: the optimizer may compare that payload before the
+    /// discriminant, which is harmless but makes valgrind report a jump on
+    /// uninitialized memory in every host that never copies input in.)
+    ahead_at: usize,
+    ahead_n: usize,
     /// The current frame's payload, complete, when the next frame's header
     /// arrived before `next` took it and `buf` had no room for the next
     /// frame: it moves here and the next frame starts a buffer of its own,
@@ -178,7 +187,8 @@ impl Reader {
             deflate: None,
             inflater: None,
             framing: false,
-            ahead: None,
+            ahead_at: NO_NOTE,
+            ahead_n: 0,
             front: None,
             spare_init: false,
             init_end: 0,
@@ -245,7 +255,7 @@ impl Reader {
             None => at == 0,
             Some(f) => at == f.len() && self.front.is_none(),
         };
-        if self.framing && here && self.ahead.is_none() {
+        if self.framing && here && self.ahead_at == NO_NOTE {
             if let Ok(Some((h, hn))) = FrameHeader::decode(data) {
                 let len = usize::try_from(h.len).unwrap_or(usize::MAX);
                 let n = (data.len() - hn).min(len);
@@ -270,7 +280,7 @@ impl Reader {
                     // `hn` of them were appended, and `copy_masked`
                     // initialized the other `n`.
                     unsafe { self.buf.set_len(self.buf.len() + n) };
-                    self.ahead = Some((at, n));
+                    (self.ahead_at, self.ahead_n) = (at, n);
                     data = &data[hn + n..];
                 }
             }
@@ -417,7 +427,7 @@ impl Reader {
     /// Drops `n` bytes from the front (used by the handshake).
     pub fn consume(&mut self, n: usize) {
         self.buf.advance(n);
-        self.ahead = None;
+        self.ahead_at = NO_NOTE;
     }
 
     /// Bytes held for an unfinished message (fragments received so far).
@@ -452,7 +462,7 @@ impl Reader {
             && self.frame.is_none()
             && self.msg.is_none()
             && self.inflater.is_none()
-            && self.ahead.is_none()
+            && self.ahead_at == NO_NOTE
             && self.offered == 0
     }
 
@@ -469,7 +479,7 @@ impl Reader {
         self.offered = 0;
         self.frame = None;
         self.msg = None;
-        self.ahead = None;
+        self.ahead_at = NO_NOTE;
         self.front = None;
     }
 
@@ -551,21 +561,22 @@ impl Reader {
                 self.check_header(&header, cfg)?;
                 self.buf.advance(n);
                 self.framing = true;
-                // Payload `extend` already unmasked (see `ahead`).
+                // Payload `extend` already unmasked (see `ahead_at`).
                 // The note is always for the header at the front: it is
                 // taken where a header starts (an empty buffer, or right
                 // after the current frame's last byte) and moves with the
                 // buffer's start.
-                let unmasked = match self.ahead.take() {
-                    Some((at, k)) => {
-                        debug_assert_eq!(at, 0, "header note not at the front");
-                        if at == 0 {
-                            k
-                        } else {
-                            0
-                        }
+                let unmasked = if self.ahead_at == NO_NOTE {
+                    0
+                } else {
+                    let (at, k) = (self.ahead_at, self.ahead_n);
+                    self.ahead_at = NO_NOTE;
+                    debug_assert_eq!(at, 0, "header note not at the front");
+                    if at == 0 {
+                        k
+                    } else {
+                        0
                     }
-                    None => 0,
                 };
                 let (text, compressed) = match header.opcode {
                     OpCode::Text => {
@@ -603,8 +614,8 @@ impl Reader {
                     return Ok(None);
                 }
                 let payload = self.buf.split_to(f.len());
-                if let Some((at, _)) = self.ahead.as_mut() {
-                    *at -= f.len();
+                if self.ahead_at != NO_NOTE {
+                    self.ahead_at -= f.len();
                 }
                 payload
             };
@@ -642,14 +653,14 @@ impl Reader {
         }
         // Payload `extend` already unmasked (the note is always for the
         // header at the front while no frame is in progress).
-        let pre = match self.ahead {
-            None => 0,
-            Some((0, k)) => k,
-            Some(_) => return Ok(None),
+        let pre = match self.ahead_at {
+            NO_NOTE => 0,
+            0 => self.ahead_n,
+            _ => return Ok(None),
         };
         self.check_header(&h, cfg)?;
         let len = h.len as usize; // <= what is buffered, checked above
-        self.ahead = None;
+        self.ahead_at = NO_NOTE;
         self.framing = true;
         self.buf.advance(hn);
         let mut payload = self.buf.split_to(len);
