@@ -303,9 +303,8 @@ impl Reader {
     /// and every large frame starts at the front of a buffer that has room
     /// for all of it. Otherwise at least `retain` and an adaptive size
     /// (4 KiB to 64 KiB, see `ROOM_MIN`) that remembers the last large
-    /// frame, so that a
-    /// stream of large frames gets each one's header and body in one read
-    /// and its tail in a second, with no copy.
+    /// frame, so that a stream of large frames gets each one's header and
+    /// body in one read and its tail in a second, with no copy.
     ///
     /// The room is initialized memory: this reader allocates its buffers
     /// zeroed (only the part beyond what it copies in) and, while the
