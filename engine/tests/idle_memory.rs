@@ -294,6 +294,23 @@ fn idle_after_receiving_in_place_keeps_no_heap() {
     assert!(matches!(c.poll_event(), Some(Event::Message(_))));
     assert!(c.poll_event().is_none());
     assert_eq!(live() - before, 0, "idle after an in-place message");
+    // Woken for nothing: the read fails (WouldBlock) and takes nothing. The
+    // room it was offered goes again.
+    struct WouldBlock;
+    impl std::io::Read for WouldBlock {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        }
+    }
+    for t in 6..10 {
+        assert!(c.read_from(&mut WouldBlock, || t).is_err());
+        assert_eq!(live() - before, 0, "idle after a read that failed");
+    }
+    // The same by hand: a room, then nothing committed.
+    let _ = c.input_buffer();
+    assert!(live() - before > 0);
+    c.commit_input(11, 0);
+    assert_eq!(live() - before, 0, "idle after an empty commit");
 }
 
 /// Hands every `Send` of `from` to `to`; returns the events of `from`.

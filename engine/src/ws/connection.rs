@@ -476,7 +476,20 @@ impl Connection {
             Some(io) => io.reader.commit(n),
             None => 0,
         };
-        if n == 0 || matches!(self.phase, Phase::Closed) {
+        if n == 0 {
+            // Nothing came (a failed or spurious read): the room goes again,
+            // with the I/O box if nothing else is in it, so that an idle
+            // connection woken for nothing keeps no heap.
+            let retain = self.retain();
+            if let Some(io) = self.io.as_deref_mut() {
+                if io.reader.buffered().is_empty() {
+                    io.reader.release(retain);
+                }
+            }
+            self.release_io();
+            return;
+        }
+        if matches!(self.phase, Phase::Closed) {
             return;
         }
         self.touch();
