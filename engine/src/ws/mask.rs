@@ -353,82 +353,121 @@ mod x86 {
     }
 
     /// [`super::copy_masked`] 16 bytes at a time with SSE2, four vectors
-    /// per iteration, unaligned loads and stores; the last 0 to 15 bytes
-    /// take the word loop (16 is a multiple of 4, so the key phase there
-    /// is 0 again).
+    /// per iteration, unaligned loads and stores. No scalar tail: the last
+    /// 16 bytes are loaded and stored as one more (unaligned) vector, with
+    /// the key turned to their phase; where it overlaps what the loop wrote
+    /// it writes the very same bytes. Under 16 bytes the word loop does it.
     pub(super) fn copy_sse2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
         let len = src.len().min(dst.len());
+        if len < 16 {
+            return super::copy_masked_words(&mut dst[..len], &src[..len], key);
+        }
         let k = splat128(key);
-        let s = src.as_ptr() as *const __m128i;
-        let d = dst.as_mut_ptr() as *mut __m128i;
-        let mut i = 0;
-        while i + 4 <= len / 16 {
-            // SAFETY: vectors `i..i + 4` end at byte `16 * (i + 4) <= len`,
-            // inside both `src` and `dst`; unaligned loads and stores have
-            // no alignment requirement; `dst` is borrowed exclusively and
-            // does not overlap `src` (a shared and an exclusive borrow);
-            // writing to `MaybeUninit` bytes is always allowed.
+        let s = src.as_ptr();
+        let d = dst.as_mut_ptr() as *mut u8;
+        let mut at = 0;
+        while at + 64 <= len {
+            // SAFETY: bytes `at..at + 64` lie inside both `src` and `dst`
+            // (`at + 64 <= len`); unaligned loads and stores have no
+            // alignment requirement; `dst` is borrowed exclusively and does
+            // not overlap `src` (a shared and an exclusive borrow); writing
+            // to `MaybeUninit` bytes is always allowed.
             unsafe {
-                let a0 = _mm_xor_si128(_mm_loadu_si128(s.add(i)), k);
-                let a1 = _mm_xor_si128(_mm_loadu_si128(s.add(i + 1)), k);
-                let a2 = _mm_xor_si128(_mm_loadu_si128(s.add(i + 2)), k);
-                let a3 = _mm_xor_si128(_mm_loadu_si128(s.add(i + 3)), k);
-                _mm_storeu_si128(d.add(i), a0);
-                _mm_storeu_si128(d.add(i + 1), a1);
-                _mm_storeu_si128(d.add(i + 2), a2);
-                _mm_storeu_si128(d.add(i + 3), a3);
+                let (s, d) = (s.add(at) as *const __m128i, d.add(at) as *mut __m128i);
+                let a0 = _mm_xor_si128(_mm_loadu_si128(s), k);
+                let a1 = _mm_xor_si128(_mm_loadu_si128(s.add(1)), k);
+                let a2 = _mm_xor_si128(_mm_loadu_si128(s.add(2)), k);
+                let a3 = _mm_xor_si128(_mm_loadu_si128(s.add(3)), k);
+                _mm_storeu_si128(d, a0);
+                _mm_storeu_si128(d.add(1), a1);
+                _mm_storeu_si128(d.add(2), a2);
+                _mm_storeu_si128(d.add(3), a3);
             }
-            i += 4;
+            at += 64;
         }
-        while i < len / 16 {
-            // SAFETY: vector `i` ends at byte `16 * (i + 1) <= len`; as above.
-            unsafe { _mm_storeu_si128(d.add(i), _mm_xor_si128(_mm_loadu_si128(s.add(i)), k)) }
-            i += 1;
+        while at + 16 <= len {
+            // SAFETY: bytes `at..at + 16` lie inside both; as above.
+            unsafe {
+                let v = _mm_loadu_si128(s.add(at) as *const __m128i);
+                _mm_storeu_si128(d.add(at) as *mut __m128i, _mm_xor_si128(v, k));
+            }
+            at += 16;
         }
-        let done = i * 16;
-        super::copy_masked_words(&mut dst[done..len], &src[done..len], key);
+        if at < len {
+            let last = len - 16;
+            let k = splat128(super::rotate_key(key, last));
+            // SAFETY: `len >= 16`, so bytes `last..len` lie inside both;
+            // as above.
+            unsafe {
+                let v = _mm_loadu_si128(s.add(last) as *const __m128i);
+                _mm_storeu_si128(d.add(last) as *mut __m128i, _mm_xor_si128(v, k));
+            }
+        }
     }
 
-    /// [`copy_sse2`] with 32-byte AVX2 vectors.
+    /// [`copy_sse2`] with 32-byte AVX2 vectors, eight per iteration (a
+    /// 1 KiB payload is four turns of the loop). Under 32 bytes it hands
+    /// over to [`copy_sse2`].
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn copy_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
         let len = src.len().min(dst.len());
+        if len < 32 {
+            return copy_sse2(dst, src, key);
+        }
         // SAFETY: the caller guarantees AVX2.
         let k = unsafe { splat256(key) };
-        let s = src.as_ptr() as *const __m256i;
-        let d = dst.as_mut_ptr() as *mut __m256i;
-        let mut i = 0;
-        while i + 4 <= len / 32 {
-            // SAFETY: vectors `i..i + 4` end at byte `32 * (i + 4) <= len`,
-            // inside both `src` and `dst`; unaligned loads and stores have
-            // no alignment requirement; `dst` is borrowed exclusively and
-            // does not overlap `src`; writing to `MaybeUninit` bytes is
-            // always allowed; AVX2 is there.
+        let s = src.as_ptr();
+        let d = dst.as_mut_ptr() as *mut u8;
+        let mut at = 0;
+        while at + 256 <= len {
+            // SAFETY: bytes `at..at + 256` lie inside both `src` and `dst`
+            // (`at + 256 <= len`); unaligned loads and stores have no
+            // alignment requirement; `dst` is borrowed exclusively and does
+            // not overlap `src`; writing to `MaybeUninit` bytes is always
+            // allowed; AVX2 is there.
             unsafe {
-                let a0 = _mm256_xor_si256(_mm256_loadu_si256(s.add(i)), k);
-                let a1 = _mm256_xor_si256(_mm256_loadu_si256(s.add(i + 1)), k);
-                let a2 = _mm256_xor_si256(_mm256_loadu_si256(s.add(i + 2)), k);
-                let a3 = _mm256_xor_si256(_mm256_loadu_si256(s.add(i + 3)), k);
-                _mm256_storeu_si256(d.add(i), a0);
-                _mm256_storeu_si256(d.add(i + 1), a1);
-                _mm256_storeu_si256(d.add(i + 2), a2);
-                _mm256_storeu_si256(d.add(i + 3), a3);
+                let (s, d) = (s.add(at) as *const __m256i, d.add(at) as *mut __m256i);
+                let a0 = _mm256_xor_si256(_mm256_loadu_si256(s), k);
+                let a1 = _mm256_xor_si256(_mm256_loadu_si256(s.add(1)), k);
+                let a2 = _mm256_xor_si256(_mm256_loadu_si256(s.add(2)), k);
+                let a3 = _mm256_xor_si256(_mm256_loadu_si256(s.add(3)), k);
+                let a4 = _mm256_xor_si256(_mm256_loadu_si256(s.add(4)), k);
+                let a5 = _mm256_xor_si256(_mm256_loadu_si256(s.add(5)), k);
+                let a6 = _mm256_xor_si256(_mm256_loadu_si256(s.add(6)), k);
+                let a7 = _mm256_xor_si256(_mm256_loadu_si256(s.add(7)), k);
+                _mm256_storeu_si256(d, a0);
+                _mm256_storeu_si256(d.add(1), a1);
+                _mm256_storeu_si256(d.add(2), a2);
+                _mm256_storeu_si256(d.add(3), a3);
+                _mm256_storeu_si256(d.add(4), a4);
+                _mm256_storeu_si256(d.add(5), a5);
+                _mm256_storeu_si256(d.add(6), a6);
+                _mm256_storeu_si256(d.add(7), a7);
             }
-            i += 4;
+            at += 256;
         }
-        while i < len / 32 {
-            // SAFETY: vector `i` ends at byte `32 * (i + 1) <= len`; as above.
+        while at + 32 <= len {
+            // SAFETY: bytes `at..at + 32` lie inside both; as above.
             unsafe {
-                _mm256_storeu_si256(d.add(i), _mm256_xor_si256(_mm256_loadu_si256(s.add(i)), k))
+                let v = _mm256_loadu_si256(s.add(at) as *const __m256i);
+                _mm256_storeu_si256(d.add(at) as *mut __m256i, _mm256_xor_si256(v, k));
             }
-            i += 1;
+            at += 32;
         }
-        let done = i * 32;
-        // 32 is a multiple of 4: the tail starts at key byte 0.
-        copy_sse2(&mut dst[done..len], &src[done..len], key);
+        if at < len {
+            // The last 32 bytes as one more vector, overlapping the loop's.
+            let last = len - 32;
+            // SAFETY: `len >= 32`, so bytes `last..len` lie inside both; as
+            // above.
+            unsafe {
+                let k = splat256(super::rotate_key(key, last));
+                let v = _mm256_loadu_si256(s.add(last) as *const __m256i);
+                _mm256_storeu_si256(d.add(last) as *mut __m256i, _mm256_xor_si256(v, k));
+            }
+        }
     }
 
     /// The key repeated over a 16-byte vector.
