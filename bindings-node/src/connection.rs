@@ -13,21 +13,9 @@ use napi_derive::napi;
 
 use crate::error::{self, arg, napi_failure, Code, JsError};
 use crate::options::{self, AcceptOptions, ConnectionOptions, Side};
+use crate::rng;
 use crate::shared::{JsBytes, Pins, SHARE_FROM};
 use crate::values::{self, kind, Batch, Raw};
-
-/// Randomness from the operating system, for handshake and masking keys.
-struct OsRng;
-
-impl Rng for OsRng {
-    fn fill(&mut self, dest: &mut [u8]) {
-        if getrandom::getrandom(dest).is_err() {
-            // No OS randomness at all is not something a process recovers
-            // from; but never hand out predictable masks silently either.
-            std::process::abort();
-        }
-    }
-}
 
 /// Why a connection failed, in a `closed` event.
 #[napi(object, object_from_js = false)]
@@ -253,7 +241,7 @@ impl Connection {
         let req = options::client_request(&url, &o)?;
         let rng: Box<dyn Rng + Send> = match options::seed(&o)? {
             Some(seed) => Box::new(SeededRng::new(seed)),
-            None => Box::new(OsRng),
+            None => rng::os(),
         };
         let now = now_ms(now)?;
         Ok(Connection {

@@ -12,6 +12,7 @@
 pub mod connection;
 pub mod error;
 pub mod options;
+pub mod rng;
 pub mod session;
 pub mod shared;
 pub mod values;

@@ -19,6 +19,7 @@ use napi_derive::napi;
 
 use crate::error::{arg, ArgError, Code, JsError};
 use crate::options::{integer, time, MAX_SAFE};
+use crate::rng;
 
 /// Settings of one session. Every field is optional; durations are
 /// milliseconds of the clock passed in as `now`. The defaults are the
@@ -136,18 +137,6 @@ pub fn config(o: &SessionOptions) -> Result<Config, ArgError> {
     Ok(c)
 }
 
-/// Randomness from the operating system.
-struct OsRng;
-
-impl Rng for OsRng {
-    fn fill(&mut self, dest: &mut [u8]) {
-        if getrandom::getrandom(dest).is_err() {
-            // Jitter and session ids must not silently become predictable.
-            std::process::abort();
-        }
-    }
-}
-
 /// Values given by a test, returned by `next_u64` in a cycle.
 struct ScriptedRng {
     values: Vec<u64>,
@@ -186,7 +175,7 @@ fn rng(o: &SessionOptions) -> Result<Box<dyn Rng + Send>, ArgError> {
     if let Some(s) = o.seed {
         return Ok(Box::new(SeededRng::new(integer("seed", s, 0.0, MAX_SAFE)?)));
     }
-    Ok(Box::new(OsRng))
+    Ok(rng::os())
 }
 
 fn now_ms(now: Option<f64>) -> Result<u64, JsError> {
@@ -271,7 +260,7 @@ pub fn peek_hello(message: Either<String, Uint8ArraySlice>) -> Result<Hello, JsE
 /// A fresh random session id (22 characters, base64url).
 #[napi]
 pub fn new_session_id() -> String {
-    session::new_session_id(&mut OsRng)
+    session::new_session_id(&mut rng::OsRng)
 }
 
 /// The session-less `evs/bye` message a server sends to turn a connection
