@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end echo benchmark over 127.0.0.1: the evsock example host
-# (engine/examples/echo-server.rs, blocking, a thread per connection) and a
-# tokio-tungstenite echo server, each driven by the same load client
-# (benches/examples/load-client.rs). Prints one markdown table.
+# End-to-end echo benchmark over 127.0.0.1: the evsock example hosts
+# (engine/examples/echo-server.rs, blocking, a thread per connection, and
+# engine/examples/echo-server-mio.rs, one thread and a mio poll loop) and a
+# tokio-tungstenite echo server (tokio's default runtime, a worker per core),
+# each driven by the same load
+# client (benches/examples/load-client.rs). Prints one markdown table.
 #
 #   scripts/bench-e2e.sh [--quick]
 #
@@ -18,7 +20,7 @@ if [ "${1:-}" = "--quick" ]; then
     conns="4"
 fi
 
-cargo build -q --release -p evsock --example echo-server
+cargo build -q --release -p evsock --example echo-server --example echo-server-mio
 cargo build -q --release -p evsock-benches --example tungstenite-echo-server --example load-client
 bin="${CARGO_TARGET_DIR:-target}/release/examples"
 
@@ -45,8 +47,11 @@ wait_port() {
 pids+=($!)
 "$bin/tungstenite-echo-server" 127.0.0.1:19102 >/dev/null &
 pids+=($!)
+"$bin/echo-server-mio" 127.0.0.1:19103 >/dev/null &
+pids+=($!)
 wait_port 19101
 wait_port 19102
+wait_port 19103
 
 echo "Echo over 127.0.0.1, closed loop (one message in flight per connection), ${size}-byte text, ${seconds} s per row"
 echo
@@ -54,5 +59,6 @@ echo "| server | connections | message | messages/s | p50 us | p99 us | p99.9 us
 echo "|---|--:|--:|--:|--:|--:|--:|"
 for c in $conns; do
     "$bin/load-client" 127.0.0.1:19101 --connections "$c" --size "$size" --seconds "$seconds" --label "evsock echo-server (example)"
+    "$bin/load-client" 127.0.0.1:19103 --connections "$c" --size "$size" --seconds "$seconds" --label "evsock echo-server-mio (example)"
     "$bin/load-client" 127.0.0.1:19102 --connections "$c" --size "$size" --seconds "$seconds" --label "tokio-tungstenite"
 done

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Interop matrix for evsock against independent WebSocket implementations:
-#   evsock echo-server  <- py_client.py (websockets), node_client.js (ws)
+#   evsock echo-server and echo-server-mio  <- py_client.py (websockets),
+#                                              node_client.js (ws)
 #   evsock echo-client  -> py_server.py (websockets), node_server.js (ws)
 # each twice: without compression, then with permessage-deflate negotiated
 # (the peers check that it was).
 # Exits non-zero if any pairing fails. Only 127.0.0.1 is used.
 #
 # Environment knobs (mainly for testing the harness itself):
-#   INTEROP_SERVER_BIN  evsock echo server, invoked as BIN 127.0.0.1:PORT
+#   INTEROP_SERVER_BIN  one evsock echo server instead of both, invoked as BIN 127.0.0.1:PORT
 #   INTEROP_CLIENT_BIN  evsock echo client, invoked as BIN ws://127.0.0.1:PORT
 #   INTEROP_NO_BUILD=1  skip `cargo build`
 #   INTEROP_TIMEOUT     seconds allowed per pairing (default 120)
@@ -16,7 +17,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/tests/interop"
 PY="$ROOT/.cache/py-venv/bin/python"
-SERVER_BIN="${INTEROP_SERVER_BIN:-$ROOT/target/release/examples/echo-server}"
+# Both example hosts serve: the blocking one and the mio poll loop.
+if [[ -n "${INTEROP_SERVER_BIN:-}" ]]; then
+    SERVER_BINS=("$INTEROP_SERVER_BIN")
+else
+    SERVER_BINS=("$ROOT/target/release/examples/echo-server" "$ROOT/target/release/examples/echo-server-mio")
+fi
 CLIENT_BIN="${INTEROP_CLIENT_BIN:-$ROOT/target/release/examples/echo-client}"
 TIMEOUT="${INTEROP_TIMEOUT:-120}"
 LOGS="$ROOT/.cache/interop-logs"
@@ -75,22 +81,26 @@ if [[ "${INTEROP_NO_BUILD:-0}" != 1 ]]; then
     echo "interop: cargo build --release -p evsock --examples"
     (cd "$ROOT" && cargo build --quiet --release -p evsock --examples)
 fi
-for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
+for bin in "${SERVER_BINS[@]}" "$CLIENT_BIN"; do
     [[ -x "$bin" ]] || { echo "interop: missing $bin" >&2; exit 1; }
 done
 
 # matrix: every pairing once; INTEROP_DEFLATE (exported) tells the peers
 # whether to use permessage-deflate. evsock offers/accepts it by default.
 matrix() {
-    # evsock as the server.
-    port="$(free_port)"
-    echo "interop ($mode): evsock $(basename "$SERVER_BIN") on 127.0.0.1:$port"
-    "$SERVER_BIN" "127.0.0.1:$port" >"$LOGS/evsock-server-$mode.log" 2>&1 &
-    PIDS+=($!)
-    wait_ready "$port" "$!" "$LOGS/evsock-server-$mode.log"
-    run_pair "[$mode] websockets client -> evsock server" "$LOGS/py_client-$mode.log" "$PY" "$HERE/py_client.py" "ws://127.0.0.1:$port"
-    run_pair "[$mode] ws client -> evsock server" "$LOGS/node_client-$mode.log" node "$HERE/node_client.js" "ws://127.0.0.1:$port"
-    stop_all
+    # evsock as the server, each example host in turn.
+    for server in "${SERVER_BINS[@]}"; do
+        local sname
+        sname="$(basename "$server")"
+        port="$(free_port)"
+        echo "interop ($mode): evsock $sname on 127.0.0.1:$port"
+        "$server" "127.0.0.1:$port" >"$LOGS/$sname-$mode.log" 2>&1 &
+        PIDS+=($!)
+        wait_ready "$port" "$!" "$LOGS/$sname-$mode.log"
+        run_pair "[$mode] websockets client -> evsock $sname" "$LOGS/py_client-$sname-$mode.log" "$PY" "$HERE/py_client.py" "ws://127.0.0.1:$port"
+        run_pair "[$mode] ws client -> evsock $sname" "$LOGS/node_client-$sname-$mode.log" node "$HERE/node_client.js" "ws://127.0.0.1:$port"
+        stop_all
+    done
 
     # evsock as the client.
     for peer in py_server node_server; do
