@@ -2,8 +2,8 @@
 # End-to-end echo benchmark over 127.0.0.1: the evsock example hosts
 # (engine/examples/echo-server.rs, blocking, a thread per connection, and
 # engine/examples/echo-server-mio.rs, one thread and a mio poll loop) and a
-# tokio-tungstenite echo server (tokio's default runtime, a worker per core),
-# each driven by the same load
+# tokio-tungstenite echo server (on tokio's default runtime, a worker per
+# core, and on its current-thread runtime), each driven by the same load
 # client (benches/examples/load-client.rs). Prints one markdown table.
 #
 #   scripts/bench-e2e.sh [--quick]
@@ -49,9 +49,12 @@ pids+=($!)
 pids+=($!)
 "$bin/echo-server-mio" 127.0.0.1:19103 >/dev/null &
 pids+=($!)
+"$bin/tungstenite-echo-server" 127.0.0.1:19104 --one-thread >/dev/null &
+pids+=($!)
 wait_port 19101
 wait_port 19102
 wait_port 19103
+wait_port 19104
 
 echo "Echo over 127.0.0.1, closed loop (one message in flight per connection), ${size}-byte text, ${seconds} s per row"
 echo
@@ -60,5 +63,6 @@ echo "|---|--:|--:|--:|--:|--:|--:|"
 for c in $conns; do
     "$bin/load-client" 127.0.0.1:19101 --connections "$c" --size "$size" --seconds "$seconds" --label "evsock echo-server (example)"
     "$bin/load-client" 127.0.0.1:19103 --connections "$c" --size "$size" --seconds "$seconds" --label "evsock echo-server-mio (example)"
-    "$bin/load-client" 127.0.0.1:19102 --connections "$c" --size "$size" --seconds "$seconds" --label "tokio-tungstenite"
+    "$bin/load-client" 127.0.0.1:19102 --connections "$c" --size "$size" --seconds "$seconds" --label "tokio-tungstenite (multi-thread runtime)"
+    "$bin/load-client" 127.0.0.1:19104 --connections "$c" --size "$size" --seconds "$seconds" --label "tokio-tungstenite (current-thread runtime)"
 done
