@@ -661,20 +661,25 @@ impl Reader {
         let len = h.len as usize; // <= what is buffered, checked above
         self.ahead_at = NO_NOTE;
         self.framing = true;
-        self.buf.advance(hn);
-        let mut payload = self.buf.split_to(len);
+        // Header and payload leave the buffer as one piece and the header
+        // is dropped from the frozen `Bytes`, a pointer bump: skipping it in
+        // the `BytesMut` first costs ~25 more instructions, a tenth of a
+        // 20-byte message's whole budget.
+        let mut frame = self.buf.split_to(hn + len);
         if let Some(key) = h.mask {
             if len > pre {
-                apply_mask(&mut payload[pre..], key, pre);
+                apply_mask(&mut frame[hn + pre..], key, pre);
             }
         }
+        if text && !super::utf8::validate(&frame[hn..]) {
+            return Err(Error::InvalidUtf8);
+        }
+        let mut payload = frame.freeze();
+        payload.advance(hn);
         let message = if text {
-            if !super::utf8::validate(&payload) {
-                return Err(Error::InvalidUtf8);
-            }
-            Message::Text(Text::from_validated(payload.freeze()))
+            Message::Text(Text::from_validated(payload))
         } else {
-            Message::Binary(payload.freeze())
+            Message::Binary(payload)
         };
         Ok(Some(Incoming::Message(message)))
     }
