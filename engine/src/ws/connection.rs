@@ -293,6 +293,33 @@ impl Connection {
         }
     }
 
+    /// One decoding step for a caller that found no event queued: a data
+    /// message on an open (or closing) connection comes straight back
+    /// instead of passing through the event queue (a push and a pop, and
+    /// the event moved twice: about a sixth of a 20-byte message's cost).
+    /// Any other unit is handled as [`Connection::process`] would handle
+    /// it (queued as an event, or failing the connection), and `None`
+    /// returned; so is "nothing decodable yet".
+    #[inline]
+    fn next_message(&mut self) -> Option<Message> {
+        if !matches!(self.phase, Phase::Open | Phase::CloseSent) {
+            return None;
+        }
+        let io = self.io.as_deref_mut()?;
+        match io.reader.next(&self.cfg) {
+            Ok(Some(Incoming::Message(m))) => Some(m),
+            Ok(Some(unit)) => {
+                self.on_incoming(unit);
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }
+    }
+
     /// No event is queued.
     #[inline]
     fn events_empty(&self) -> bool {
@@ -1220,7 +1247,12 @@ impl Connection {
     /// event are queued before anything that later input causes.
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.events_empty() {
-            self.process();
+            if let Some(m) = self.next_message() {
+                return Some(Event::Message(m));
+            }
+            if self.events_empty() {
+                self.process();
+            }
         }
         let retain = self.retain();
         let io = self.io.as_deref_mut()?;
@@ -1287,7 +1319,12 @@ impl Connection {
             return Output::Transmit(t);
         }
         if self.events_empty() {
-            self.process();
+            if let Some(m) = self.next_message() {
+                return Output::Event(Event::Message(m));
+            }
+            if self.events_empty() {
+                self.process();
+            }
             // Bytes that decoding produced (a close reply) go first.
             let retain = self.retain();
             if let Some(t) = self.io.as_deref_mut().and_then(|io| io.writer.pop(retain)) {
