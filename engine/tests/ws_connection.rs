@@ -160,6 +160,47 @@ fn same_seed_same_bytes() {
     assert_eq!(run(), run());
 }
 
+/// `send_binary_slice` puts the same bytes on the wire as `send_binary`
+/// (both roles, small and large payloads, masking keys from the same
+/// seed), and refuses what `send_binary` refuses.
+#[test]
+fn send_binary_slice_matches_send_binary() {
+    let payloads = [vec![], vec![7u8; 20], vec![1u8; 1024], vec![3u8; 100_000]];
+    let wire = |slice: bool| {
+        let (mut s, mut c) = open_pair(Config::without_timers());
+        for p in &payloads {
+            for conn in [&mut s, &mut c] {
+                if slice {
+                    conn.send_binary_slice(p).unwrap();
+                } else {
+                    conn.send_binary(Bytes::copy_from_slice(p)).unwrap();
+                }
+            }
+        }
+        let (to_c, to_s) = (drain_bytes(&mut s), drain_bytes(&mut c));
+        s.handle_input(1, &to_s);
+        c.handle_input(1, &to_c);
+        let want: Vec<Event> = payloads
+            .iter()
+            .map(|p| Event::Message(Message::Binary(Bytes::copy_from_slice(p))))
+            .collect();
+        assert_eq!(events(&mut s), want);
+        assert_eq!(events(&mut c), want);
+        (to_c, to_s)
+    };
+    assert_eq!(wire(true), wire(false));
+
+    let (_s, mut c) = open_pair(Config::without_timers());
+    c.send_fragment(OpCode::Binary, b"part", false).unwrap();
+    assert!(c.send_binary_slice(b"x").is_err(), "fragments in progress");
+    c.send_fragment(OpCode::Continuation, b"", true).unwrap();
+    c.close(CloseCode::NORMAL, "").unwrap();
+    assert!(matches!(
+        c.send_binary_slice(b"x"),
+        Err(Error::InvalidState(_))
+    ));
+}
+
 #[test]
 fn protocol_error_sends_1002_and_closes() {
     let (mut s, _c) = open_pair(Config::without_timers());

@@ -956,19 +956,36 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends a text message.
+    /// Sends a text message, copied from `text` into the output.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.check_can_send_message(text.len())?;
-        if !self.try_compress(OpCode::Text, text.as_bytes()) {
-            self.write_frame_inline(true, OpCode::Text, text.as_bytes());
-        }
-        Ok(())
+        self.send_copied(OpCode::Text, text.as_bytes())
     }
 
     /// Sends a binary message. Large payloads are not copied (server role).
     #[inline]
     pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
         self.send_bytes(OpCode::Binary, data.into())
+    }
+
+    /// Sends a binary message copied from a borrowed slice, as
+    /// [`Connection::send_text`] does for text: one pass straight into the
+    /// output (masked on the way for a client), nothing allocated in
+    /// steady state. For a payload the caller does not already hold as
+    /// `Bytes` this beats `send_binary(Bytes::copy_from_slice(..))`, which
+    /// allocates and copies first; [`Connection::send_binary`] is the one
+    /// for large shared payloads a server sends without copying.
+    pub fn send_binary_slice(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_copied(OpCode::Binary, data)
+    }
+
+    /// A whole message copied from `payload` (compressed if that applies).
+    #[inline(always)]
+    fn send_copied(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        self.check_can_send_message(payload.len())?;
+        if !self.try_compress(opcode, payload) {
+            self.write_frame_inline(true, opcode, payload);
+        }
+        Ok(())
     }
 
     /// Sends a message.
