@@ -473,7 +473,7 @@ impl Connection {
         if data.len() < SHARE_FROM {
             return self
                 .inner
-                .send_binary(Bytes::copy_from_slice(data.as_slice()))
+                .send_binary_slice(data.as_slice())
                 .map_err(error::engine);
         }
         if self.inner.role() == ws::Role::Server {
@@ -482,7 +482,7 @@ impl Connection {
             if !self.chunked {
                 return self
                     .inner
-                    .send_binary(Bytes::copy_from_slice(data.as_slice()))
+                    .send_binary_slice(data.as_slice())
                     .map_err(error::engine);
             }
             // One copy, into a Buffer that `takeTransmitChunks()` hands out
@@ -510,7 +510,7 @@ impl Connection {
         if data.len() < SHARE_FROM {
             return self
                 .inner
-                .send_binary(Bytes::copy_from_slice(data.as_slice()))
+                .send_binary_slice(data.as_slice())
                 .map_err(error::engine);
         }
         self.send_view(env, &data)
@@ -528,7 +528,7 @@ impl Connection {
         for m in messages {
             match m {
                 napi::Either::A(s) => self.inner.send_text(&s),
-                napi::Either::B(b) => self.inner.send_binary(Bytes::copy_from_slice(&b)),
+                napi::Either::B(b) => self.inner.send_binary_slice(&b),
             }
             .map_err(error::engine)?;
             n += 1;
@@ -565,7 +565,7 @@ impl Connection {
                 t = end;
             } else {
                 self.inner
-                    .send_binary(Bytes::copy_from_slice(&bin[b..end]))
+                    .send_binary_slice(&bin[b..end])
                     .map_err(error::engine)?;
                 b = end;
             }

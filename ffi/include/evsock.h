@@ -1412,7 +1412,8 @@ evsock_status evsock_conn_reject(struct evsock_conn *conn,
 // bytes.
 evsock_status evsock_conn_send_text(struct evsock_conn *conn, const char *text, size_t len);
 
-// Sends a binary message of `len` bytes (copied). Errors as for
+// Sends a binary message of `len` bytes, copied straight into the
+// connection's output (masked on the way for a client). Errors as for
 // `evsock_conn_send_text`.
 //
 // # Safety

@@ -879,7 +879,8 @@ pub unsafe extern "C" fn evsock_conn_send_text(
     unsafe { with_conn(conn, run) }
 }
 
-/// Sends a binary message of `len` bytes (copied). Errors as for
+/// Sends a binary message of `len` bytes, copied straight into the
+/// connection's output (masked on the way for a client). Errors as for
 /// `evsock_conn_send_text`.
 ///
 /// # Safety
@@ -894,7 +895,7 @@ pub unsafe extern "C" fn evsock_conn_send_binary(
     let run = |c: &mut ConnInner| {
         // SAFETY: `data` is NULL or `len` readable bytes (contract).
         let data = unsafe { bytes_arg(data, len, "data")? };
-        c.conn.send_binary(Bytes::copy_from_slice(data))?;
+        c.conn.send_binary_slice(data)?;
         Ok(EVSOCK_OK)
     };
     // SAFETY: `conn` is NULL or a live handle (contract).
