@@ -64,7 +64,8 @@ fn encode_case(name: &str, len: usize, size: Size) -> Case {
         },
         bytes_per_run: (count * len) as u64,
         contenders: vec![
-            Box::new(EvsockEncode::new(payload.clone(), count)),
+            Box::new(EvsockEncode::new(payload.clone(), count, Handover::Slice)),
+            Box::new(EvsockEncode::new(payload.clone(), count, Handover::Shared)),
             Box::new(TungsteniteEncode::new(payload.clone(), count)),
             Box::new(FastwsEncode::new(payload.clone(), count)),
             Box::new(MemcpyEncode::new(payload, count)),

@@ -213,21 +213,36 @@ impl Contender for EvsockParse {
     }
 }
 
+/// How the evsock encode host hands each payload over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handover {
+    /// `send_binary_slice(&payload)`: borrowed, copied (masked) straight
+    /// into the output. What a client holding its payload in any buffer
+    /// does; the headline row.
+    Slice,
+    /// `send_binary(payload.clone())`: shared `Bytes`, as tungstenite is
+    /// given (a reference count up and down per message on top of the
+    /// same copy).
+    Shared,
+}
+
 /// evsock as a client encodes and masks binary messages.
 pub struct EvsockEncode {
     payload: Bytes,
     count: usize,
+    how: Handover,
     cfg: Arc<Config>,
     conn: Option<Connection>,
     sink: Sink,
 }
 
 impl EvsockEncode {
-    /// `count` messages of `payload`.
-    pub fn new(payload: Bytes, count: usize) -> Self {
+    /// `count` messages of `payload`, handed over as `how` says.
+    pub fn new(payload: Bytes, count: usize, how: Handover) -> Self {
         EvsockEncode {
             payload,
             count,
+            how,
             cfg: Arc::new(bench_config()),
             conn: None,
             sink: Sink::new(),
@@ -237,7 +252,10 @@ impl EvsockEncode {
 
 impl Contender for EvsockEncode {
     fn name(&self) -> &'static str {
-        "evsock"
+        match self.how {
+            Handover::Slice => "evsock",
+            Handover::Shared => "evsock-shared",
+        }
     }
 
     fn prepare(&mut self) {
@@ -251,7 +269,11 @@ impl Contender for EvsockEncode {
         while sent < self.count {
             let n = BATCH.min(self.count - sent);
             for _ in 0..n {
-                conn.send_binary(self.payload.clone()).expect("send");
+                match self.how {
+                    Handover::Slice => conn.send_binary_slice(&self.payload),
+                    Handover::Shared => conn.send_binary(self.payload.clone()),
+                }
+                .expect("send");
                 if conn.buffered_amount() >= WRITE_THROUGH {
                     while let Some(b) = conn.poll_transmit() {
                         self.sink.put(&b);
