@@ -120,7 +120,8 @@ impl Host {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of descriptors and the like: drop this one, keep serving.
+                // Out of descriptors and the like: stop accepting for now and
+                // keep serving; the next connection attempt raises a new edge.
                 Err(_) => return Ok(()),
             };
             let _ = sock.set_nodelay(true);
