@@ -367,22 +367,36 @@ impl Reader {
     /// and `split_to` move the data's ends but not that one. Reclaiming
     /// keeps the allocation, so only capacity it exposes past `init_end` is
     /// zeroed (none, in the steady state of one large frame after another).
-    /// `reserve` may switch allocations, so after it the whole spare
-    /// capacity is zeroed.
+    /// A new allocation (made when the current one cannot be reclaimed
+    /// for the room) has its whole spare capacity zeroed.
     #[cold]
     #[inline(never)]
     fn make_room(&mut self, want: usize) {
-        if self.spare_init && self.buf.try_reclaim(want) {
+        if self.buf.try_reclaim(want) {
             let start = self.buf.as_ptr() as usize + self.buf.len();
             let spare = self.buf.spare_capacity_mut();
             let end = start + spare.len();
-            let from = self.init_end.clamp(start, end) - start;
+            // Without the invariant (another path touched the allocation)
+            // nothing past the data is known to be initialized.
+            let from = if self.spare_init {
+                self.init_end.clamp(start, end) - start
+            } else {
+                0
+            };
             spare[from..].fill(std::mem::MaybeUninit::new(0));
             self.init_end = end;
             self.alloc = self.buf.capacity();
+            self.spare_init = true;
             return;
         }
-        self.buf.reserve(want);
+        // The current allocation cannot take it (`try_reclaim` reuses it
+        // whenever it can): a new one of exactly the bytes held plus the
+        // room. `reserve` would grow by doubling, so a room of
+        // `buffer_retain` bytes behind a few buffered ones kept twice what
+        // a busy connection may keep.
+        let mut fresh = BytesMut::with_capacity(self.buf.len() + want);
+        fresh.extend_from_slice(&self.buf);
+        self.buf = fresh;
         self.buf
             .spare_capacity_mut()
             .fill(std::mem::MaybeUninit::new(0));
@@ -1150,6 +1164,31 @@ mod tests {
             }
         }
         reads
+    }
+
+    /// A room of `retain` bytes asked for behind a few buffered bytes (a
+    /// header cut by the read) gets an allocation of those bytes plus the
+    /// room, not a doubled one: found by the `connection` fuzz target, where
+    /// a busy connection with a large `buffer_retain` held 3x it.
+    #[test]
+    fn a_room_behind_buffered_bytes_is_sized_not_doubled() {
+        let cfg = Config::default();
+        let retain = 56_000;
+        let mut r = Reader::new(true);
+        let room = r.room(retain);
+        assert!(room.len() >= retain);
+        // A masked binary frame's first two bytes: its 16-bit length has not
+        // arrived, so nothing can be decoded yet.
+        room[..2].copy_from_slice(&[0x82, 0xFE]);
+        assert_eq!(r.commit(2), 2);
+        assert!(r.next(&cfg).unwrap().is_none());
+        let room = r.room(retain);
+        assert!(room.len() >= retain);
+        assert!(
+            r.buf.capacity() <= 2 + retain + 64,
+            "allocation {} for 2 buffered bytes and a {retain}-byte room",
+            r.buf.capacity()
+        );
     }
 
     #[test]
