@@ -36,6 +36,11 @@ const ROOM_MIN: usize = 4 << 10;
 /// frame of [`FRAME_ROOM_AHEAD`] with the largest header.
 const ROOM_MAX: usize = FRAME_ROOM_AHEAD + 14;
 
+/// Most capacity a new read buffer gets beyond the bytes it holds and the
+/// room asked for (an eighth of the room below that): enough that the
+/// next read's cut frame fits behind the same allocation.
+const ROOM_SLACK_MAX: usize = 8 << 10;
+
 /// Frames at least this large are received into room that ends where they
 /// end (see [`Reader::room`]).
 const BIG_FRAME: usize = 16 << 10;
@@ -390,11 +395,19 @@ impl Reader {
             return;
         }
         // The current allocation cannot take it (`try_reclaim` reuses it
-        // whenever it can): a new one of exactly the bytes held plus the
-        // room. `reserve` would grow by doubling, so a room of
-        // `buffer_retain` bytes behind a few buffered ones kept twice what
-        // a busy connection may keep.
-        let mut fresh = BytesMut::with_capacity(self.buf.len() + want);
+        // whenever it can): a new one for the bytes held plus the room,
+        // and, behind a cut frame, an eighth of the room (at most 8 KiB)
+        // over, so that the next read's cut frame, a few bytes more or
+        // less than this one's, is still reclaimed into it instead of
+        // allocating again. `reserve`
+        // would grow by doubling: a room of `buffer_retain` bytes behind a
+        // few buffered ones kept twice what a busy connection may keep.
+        let slack = if self.buf.is_empty() {
+            0
+        } else {
+            (want / 8).min(ROOM_SLACK_MAX)
+        };
+        let mut fresh = BytesMut::with_capacity(self.buf.len() + want + slack);
         fresh.extend_from_slice(&self.buf);
         self.buf = fresh;
         self.buf
@@ -1185,7 +1198,7 @@ mod tests {
         let room = r.room(retain);
         assert!(room.len() >= retain);
         assert!(
-            r.buf.capacity() <= 2 + retain + 64,
+            r.buf.capacity() <= 2 + retain + ROOM_SLACK_MAX,
             "allocation {} for 2 buffered bytes and a {retain}-byte room",
             r.buf.capacity()
         );
