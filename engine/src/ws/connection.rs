@@ -107,6 +107,16 @@ pub enum Output {
     Wait(Option<u64>),
 }
 
+/// What [`Connection::decode_step`] gave.
+enum Decoded {
+    /// A data message, for the application.
+    Message(Message),
+    /// Another unit, already handled.
+    Handled,
+    /// Nothing decodable yet, or the input failed the connection.
+    Nothing,
+}
+
 #[derive(Debug)]
 enum Phase {
     ServerReading,
@@ -297,25 +307,37 @@ impl Connection {
     /// message on an open (or closing) connection comes straight back
     /// instead of passing through the event queue (a push and a pop, and
     /// the event moved twice: about a sixth of a 20-byte message's cost).
-    /// Any other unit is handled as [`Connection::process`] would handle
-    /// it (queued as an event, or failing the connection), and `None`
-    /// returned; so is "nothing decodable yet".
+    /// Anything else is handled as [`Connection::process`] handles it, and
+    /// `None` returned.
     #[inline]
     fn next_message(&mut self) -> Option<Message> {
-        if !matches!(self.phase, Phase::Open | Phase::CloseSent) {
+        if !matches!(self.phase, Phase::Open | Phase::CloseSent | Phase::AwaitEof) {
             return None;
         }
-        let io = self.io.as_deref_mut()?;
-        match io.reader.next(&self.cfg) {
-            Ok(Some(Incoming::Message(m))) => Some(m),
+        match self.decode_step() {
+            Decoded::Message(m) => Some(m),
+            Decoded::Handled | Decoded::Nothing => None,
+        }
+    }
+
+    /// One decoding step once the handshake is done: a data message is
+    /// handed back for the caller to deliver or queue; any other unit is
+    /// handled here (queued as an event, answered, or dropped after the
+    /// close handshake), and bad input fails the connection.
+    #[inline(always)]
+    fn decode_step(&mut self) -> Decoded {
+        match self.next_incoming() {
+            Ok(Some(Incoming::Message(m))) if !matches!(self.phase, Phase::AwaitEof) => {
+                Decoded::Message(m)
+            }
             Ok(Some(unit)) => {
                 self.on_incoming(unit);
-                None
+                Decoded::Handled
             }
-            Ok(None) => None,
+            Ok(None) => Decoded::Nothing,
             Err(e) => {
                 self.fail(e);
-                None
+                Decoded::Nothing
             }
         }
     }
@@ -705,16 +727,13 @@ impl Connection {
                 }
                 false
             }
-            Phase::Open | Phase::CloseSent | Phase::AwaitEof => match self.next_incoming() {
-                Ok(Some(unit)) => {
-                    self.on_incoming(unit);
+            Phase::Open | Phase::CloseSent | Phase::AwaitEof => match self.decode_step() {
+                Decoded::Message(m) => {
+                    self.io().events.push_back(Event::Message(m));
                     true
                 }
-                Ok(None) => false,
-                Err(e) => {
-                    self.fail(e);
-                    false
-                }
+                Decoded::Handled => true,
+                Decoded::Nothing => false,
             },
         }
     }
@@ -725,7 +744,9 @@ impl Connection {
             return;
         }
         match unit {
-            Incoming::Message(m) => self.io().events.push_back(Event::Message(m)),
+            // `decode_step` hands messages back itself; one arrives here
+            // only after the close handshake, and was dropped above.
+            Incoming::Message(_) => {}
             Incoming::Ping(p) => {
                 if self.cfg.auto_pong && matches!(self.phase, Phase::Open) {
                     let pongs = &mut self.extra().pongs;
