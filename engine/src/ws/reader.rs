@@ -344,7 +344,7 @@ impl Reader {
         };
         let want = exact.unwrap_or_else(|| self.room_size.max(retain));
         if !self.spare_init || self.buf.capacity() - len < want {
-            self.make_room(want);
+            self.make_room(want, exact.is_some());
         }
         let spare = self.buf.spare_capacity_mut();
         let n = exact.unwrap_or(spare.len());
@@ -361,7 +361,8 @@ impl Reader {
         unsafe { &mut *(spare as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) }
     }
 
-    /// Makes `buf`'s spare capacity at least `want` bytes, all initialized.
+    /// Makes `buf`'s spare capacity at least `want` bytes, all initialized;
+    /// `frame_rest` says the room is for the rest of a large frame.
     ///
     /// Why the spare capacity stays initialized: every byte of an
     /// allocation that lies before the end of `buf`'s data was data once
@@ -376,7 +377,7 @@ impl Reader {
     /// for the room) has its whole spare capacity zeroed.
     #[cold]
     #[inline(never)]
-    fn make_room(&mut self, want: usize) {
+    fn make_room(&mut self, want: usize, frame_rest: bool) {
         if self.buf.try_reclaim(want) {
             let start = self.buf.as_ptr() as usize + self.buf.len();
             let spare = self.buf.spare_capacity_mut();
@@ -395,21 +396,28 @@ impl Reader {
             return;
         }
         // The current allocation cannot take it (`try_reclaim` reuses it
-        // whenever it can): a new one for the bytes held plus the room,
-        // and, behind a cut frame, an eighth of the room (at most 8 KiB)
-        // over, so that the next read's cut frame, a few bytes more or
-        // less than this one's, is still reclaimed into it instead of
-        // allocating again. `reserve`
-        // would grow by doubling: a room of `buffer_retain` bytes behind a
-        // few buffered ones kept twice what a busy connection may keep.
-        let slack = if self.buf.is_empty() {
-            0
+        // whenever it can). For the rest of a large frame, `reserve`: the
+        // frame needs it, growth by doubling amortizes a message arriving
+        // in many reads, and a large allocation may grow in place. For
+        // room for new reads, `reserve` would double too, and a room of
+        // `buffer_retain` bytes behind a few buffered ones kept twice what
+        // a busy connection may keep: a new allocation instead, for the
+        // bytes held plus the room and, behind a cut frame, an eighth of
+        // the room (at most 8 KiB) over, so that the next read's cut
+        // frame, a few bytes more or less than this one's, is still
+        // reclaimed into it instead of allocating again.
+        if frame_rest {
+            self.buf.reserve(want);
         } else {
-            (want / 8).min(ROOM_SLACK_MAX)
-        };
-        let mut fresh = BytesMut::with_capacity(self.buf.len() + want + slack);
-        fresh.extend_from_slice(&self.buf);
-        self.buf = fresh;
+            let slack = if self.buf.is_empty() {
+                0
+            } else {
+                (want / 8).min(ROOM_SLACK_MAX)
+            };
+            let mut fresh = BytesMut::with_capacity(self.buf.len() + want + slack);
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
+        }
         self.buf
             .spare_capacity_mut()
             .fill(std::mem::MaybeUninit::new(0));
