@@ -155,12 +155,9 @@ impl Host {
         self.settle(t);
     }
 
+    /// The socket takes bytes again: `settle` writes what was kept (its
+    /// `pump` ends in `write_unsent`) and resumes reading if that made room.
     fn on_writable(&mut self, t: Token) {
-        let Some(c) = self.clients.get_mut(&t) else {
-            return;
-        };
-        write_unsent(c);
-        // `settle` resumes reading if this made room.
         self.settle(t);
     }
 
